@@ -17,8 +17,11 @@ def _register_commands() -> None:
     # Each command lives in its own module and exposes a click command named ``command``.
     from pwtool.cli import build as build_cmd
     from pwtool.cli import inspect as inspect_cmd
+    from pwtool.cli import manifest as manifest_cmd
+    from pwtool.cli import pull as pull_cmd
+    from pwtool.cli import push as push_cmd
 
-    for module in (build_cmd, inspect_cmd):
+    for module in (build_cmd, inspect_cmd, push_cmd, pull_cmd, manifest_cmd):
         main.add_command(module.command)
 
 

@@ -1,0 +1,235 @@
+"""``pwtool manifest``: render Istio WasmPlugin resources and plain-Envoy wasm configs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+
+from pwtool.manifests import (
+    FAIL_STRATEGIES, FAILURE_POLICIES, PHASES, PULL_POLICIES, RUNTIMES, ManifestError, PluginInfo, bootstrap,
+    ecds_filter, ecds_resource, fetch_cluster, http_filter, load_plugin, merge_settings, normalize_sha256,
+    parse_target_ref, plugin_config, render_wasmplugin, resource_name, to_yaml, wasm_service,
+)
+
+
+def _plugin(plugin_dir: Path | None, plugin_name: str | None, root_id: str | None) -> PluginInfo:
+    if plugin_dir is not None:
+        info = load_plugin(plugin_dir)
+    elif plugin_name or root_id:
+        info = PluginInfo(plugin_name or str(root_id), root_id or str(plugin_name))
+    else:
+        raise ManifestError("pass a PLUGIN_DIR (holding plugin.toml) or --plugin-name")
+    if plugin_name:
+        info.name = plugin_name
+    if root_id:
+        info.root_id = root_id
+    return info
+
+
+def _pairs(items: tuple[str, ...], flag: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ManifestError(f"{flag} {item!r}: expected KEY=VALUE")
+        out[key] = value
+    return out
+
+
+def _emit(text: str, output: Path | None) -> None:
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text)
+        click.echo(f"wrote {output}", err=True)
+
+
+def _image_digest(wasm: Path, fmt: str, manifest_type: str) -> str:
+    from pwtool.oci import build_image
+
+    return build_image(wasm.read_bytes(), fmt, manifest_type).digest
+
+
+@click.group("manifest")
+def command() -> None:
+    """Render deployment manifests: Istio WasmPlugin or plain-Envoy configs."""
+
+
+@command.command("istio")
+@click.argument("plugin_dir", required=False, type=click.Path(exists=True, path_type=Path))
+@click.option("--url", required=True, help="Module location: oci://HOST/REPO:TAG[@sha256:...], https://..., file://...")
+@click.option("--sha256", "sha256", metavar="HEX",
+              help="Checksum Istio verifies: the image manifest digest for oci:// URLs (printed by `pwtool push`), "
+                   "the module's sha256 for http(s)/file URLs.")
+@click.option("--wasm", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Compute --sha256 from this module (for oci:// URLs: the digest `pwtool push` gives it).")
+@click.option("--format", "fmt", type=click.Choice(["compat", "oci", "cncf"]), default="compat", show_default=True,
+              help="Image format assumed by --wasm with an oci:// URL.")
+@click.option("--manifest-type", type=click.Choice(["oci", "docker"]), default="oci", show_default=True,
+              help="Manifest flavour assumed by --wasm with an oci:// URL.")
+@click.option("--name", help="metadata.name (default: the plugin name with _ as -).")
+@click.option("-n", "--namespace", help="metadata.namespace.")
+@click.option("--plugin-name", help="spec.pluginName, the root id Envoy runs (default: root_id in plugin.toml).")
+@click.option("--root-id", hidden=True)
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+              help="Override pluginConfig from plugin.toml [config]; dotted keys, YAML values; repeatable.")
+@click.option("--phase", type=click.Choice(PHASES), help="Where in the filter chain: AUTHN, AUTHZ or STATS.")
+@click.option("--priority", type=int, help="Order among WasmPlugins of the same phase (higher first).")
+@click.option("--fail-strategy", type=click.Choice(FAIL_STRATEGIES), help="Behaviour on fatal plugin errors.")
+@click.option("--selector", "selector", multiple=True, metavar="LABEL=VALUE",
+              help="Workload label to match (spec.selector.matchLabels); repeatable.")
+@click.option("--target-ref", "target_refs", multiple=True, metavar="[GROUP/]KIND/NAME",
+              help="spec.targetRefs entry, e.g. Gateway/my-gateway; repeatable. Not with --selector.")
+@click.option("--match-mode", type=click.Choice(["CLIENT", "SERVER", "CLIENT_AND_SERVER"]),
+              help="Traffic direction (spec.match[].mode).")
+@click.option("--match-port", "match_ports", multiple=True, type=click.IntRange(1, 65535),
+              help="Destination port (spec.match[].ports); repeatable.")
+@click.option("--pull-policy", type=click.Choice(PULL_POLICIES), help="spec.imagePullPolicy.")
+@click.option("--pull-secret", help="spec.imagePullSecret: name of a docker-registry Secret.")
+@click.option("--env", "env", multiple=True, metavar="NAME=VALUE", help="VM environment variable; repeatable.")
+@click.option("--host-env", "host_env", multiple=True, metavar="NAME",
+              help="VM environment variable taken from the proxy's host; repeatable.")
+@click.option("--type", "plugin_type", type=click.Choice(["HTTP", "NETWORK"]), help="spec.type.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here, not stdout.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of YAML.")
+def istio(plugin_dir: Path | None, url: str, sha256: str | None, wasm: Path | None, fmt: str, manifest_type: str,
+          name: str | None, namespace: str | None, plugin_name: str | None, root_id: str | None,
+          settings: tuple[str, ...], phase: str | None, priority: int | None, fail_strategy: str | None,
+          selector: tuple[str, ...], target_refs: tuple[str, ...], match_mode: str | None,
+          match_ports: tuple[int, ...], pull_policy: str | None, pull_secret: str | None, env: tuple[str, ...],
+          host_env: tuple[str, ...], plugin_type: str | None, output: Path | None, as_json: bool) -> None:
+    """Render an Istio WasmPlugin for PLUGIN_DIR, validated against the CRD schema and its CEL rules.
+
+    pluginConfig is the plugin's [config] table from plugin.toml, merged with --set flags.
+
+    \b
+    Example:
+      pwtool manifest istio plugins/hello --url oci://ghcr.io/me/hello:v1 \\
+          --sha256 <digest from pwtool push> --selector app=web --phase STATS
+    """
+    try:
+        info = _plugin(plugin_dir, None, root_id)
+        if sha256 and wasm:
+            raise ManifestError("pass --sha256 or --wasm, not both")
+        if wasm is not None:
+            if url.startswith("oci://"):
+                sha256 = _image_digest(wasm, fmt, manifest_type)
+            else:
+                sha256 = hashlib.sha256(wasm.read_bytes()).hexdigest()
+        elif sha256 is None and url.startswith("oci://") and "@sha256:" in url:
+            sha256 = url.rsplit("@sha256:", 1)[1]
+        if sha256 is not None:
+            sha256 = normalize_sha256(sha256)
+        match: list[dict[str, Any]] | None = None
+        if match_mode or match_ports:
+            entry: dict[str, Any] = {}
+            if match_mode:
+                entry["mode"] = match_mode
+            if match_ports:
+                entry["ports"] = [{"number": p} for p in match_ports]
+            match = [entry]
+        env_list = [{"name": k, "value": v} for k, v in _pairs(env, "--env").items()]
+        env_list += [{"name": k, "valueFrom": "HOST"} for k in host_env]
+        doc = render_wasmplugin(
+            name=name or resource_name(info.name), namespace=namespace, url=url, sha256=sha256,
+            plugin_name=plugin_name or info.root_id, plugin_config=merge_settings(info.config, settings),
+            phase=phase, priority=priority, fail_strategy=fail_strategy,
+            selector=_pairs(selector, "--selector") if selector else None,
+            target_refs=[parse_target_ref(t) for t in target_refs] or None, match=match,
+            image_pull_policy=pull_policy, image_pull_secret=pull_secret, env=env_list or None,
+            plugin_type=plugin_type,
+        )
+    except ManifestError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if sha256 is None and not url.startswith("oci://"):
+        click.echo(f"warning: no --sha256 for {url}; Istio will load whatever that URL serves", err=True)
+    _emit(json.dumps(doc, indent=2) + "\n" if as_json else to_yaml(doc), output)
+
+
+@command.command("envoy")
+@click.argument("plugin_dir", required=False, type=click.Path(exists=True, path_type=Path))
+@click.option("--kind", type=click.Choice(["filter", "ecds", "service"]), default="filter", show_default=True,
+              help="filter: an http_filters entry; ecds: a TypedExtensionConfig in a file-based ECDS "
+                   "DiscoveryResponse; service: a bootstrap WasmService (singleton) entry.")
+@click.option("--wasm", type=click.Path(dir_okay=False, path_type=Path), help="Local module file Envoy loads.")
+@click.option("--url", help="Remote module (http:// or https://), fetched by Envoy through --fetch-cluster.")
+@click.option("--sha256", metavar="HEX", help="sha256 of the remote module (required with --url).")
+@click.option("--fetch-cluster", default="wasm_fetch", show_default=True, help="Cluster that fetches --url.")
+@click.option("--fetch-retries", type=click.IntRange(0, 100), default=5, show_default=True,
+              help="Retries of the remote fetch.")
+@click.option("--plugin-name", help="PluginConfig name (default: name in plugin.toml).")
+@click.option("--root-id", help="Root id (default: root_id in plugin.toml).")
+@click.option("--vm-id", help="VM id; plugins with the same vm_id share data and queues (default: plugin name).")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Override [config]; repeatable.")
+@click.option("--runtime", type=click.Choice(RUNTIMES), default="v8", show_default=True, help="Wasm runtime.")
+@click.option("--failure-policy", type=click.Choice(FAILURE_POLICIES), help="What Envoy does when the VM fails.")
+@click.option("--env", "env", multiple=True, metavar="NAME=VALUE", help="VM environment variable; repeatable.")
+@click.option("--host-env", "host_env", multiple=True, metavar="NAME", help="Pass a host env var to the VM.")
+@click.option("--no-singleton", is_flag=True, help="With --kind service: one VM per worker, not one.")
+@click.option("--ecds-path", type=click.Path(path_type=Path),
+              help="With --kind ecds and --bootstrap: path of the ECDS file the filter watches.")
+@click.option("--version-info", help="With --kind ecds: version_info of the DiscoveryResponse.")
+@click.option("--bootstrap", "full", is_flag=True,
+              help="Wrap the result in a complete minimal bootstrap (listener on 127.0.0.1).")
+@click.option("--listen-port", type=click.IntRange(1, 65535), default=10000, show_default=True,
+              help="With --bootstrap: listener port.")
+@click.option("--upstream", metavar="HOST:PORT", help="With --bootstrap: route to this upstream (default: direct 200).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here, not stdout.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of YAML.")
+def envoy(plugin_dir: Path | None, kind: str, wasm: Path | None, url: str | None, sha256: str | None,
+          fetch_cluster: str, fetch_retries: int, plugin_name: str | None, root_id: str | None, vm_id: str | None,
+          settings: tuple[str, ...], runtime: str, failure_policy: str | None, env: tuple[str, ...],
+          host_env: tuple[str, ...], no_singleton: bool, ecds_path: Path | None, version_info: str | None,
+          full: bool, listen_port: int, upstream: str | None, output: Path | None, as_json: bool) -> None:
+    """Render plain-Envoy config running PLUGIN_DIR's module (local --wasm or remote --url).
+
+    \b
+    Examples:
+      pwtool manifest envoy plugins/hello --wasm dist/hello.wasm
+      pwtool manifest envoy plugins/hello --url https://example.com/hello.wasm --sha256 HEX
+      pwtool manifest envoy plugins/hello --kind ecds --wasm dist/hello.wasm -o ecds/hello.yaml
+      pwtool manifest envoy plugins/request_buffer --kind service --wasm dist/rb.wasm
+    """
+    try:
+        info = _plugin(plugin_dir, plugin_name, root_id)
+        if wasm is not None:
+            wasm = wasm.resolve()
+            if not wasm.is_file():
+                raise ManifestError(f"{wasm} does not exist; build it first with `pwtool build`")
+        pc = plugin_config(
+            name=info.name, root_id=info.root_id, config=merge_settings(info.config, settings), wasm_file=wasm,
+            url=url, sha256=sha256, vm_id=vm_id, runtime=runtime, failure_policy=failure_policy,
+            env=_pairs(env, "--env") or None, host_env=list(host_env) or None, fetch_cluster=fetch_cluster,
+            fetch_retries=fetch_retries,
+        )
+    except ManifestError as exc:
+        raise click.ClickException(str(exc)) from exc
+    clusters = [fetch_cluster_cfg(url, fetch_cluster)] if url else []
+    result: Any
+    if kind == "filter":
+        result = http_filter(pc)
+        if full:
+            result = bootstrap(http_filters=[result], clusters=clusters, listen_port=listen_port, upstream=upstream)
+    elif kind == "ecds":
+        result = ecds_resource(pc, version=version_info)
+        if full:
+            if ecds_path is None:
+                raise click.UsageError("--kind ecds --bootstrap needs --ecds-path (where the ECDS file lives)")
+            result = bootstrap(http_filters=[ecds_filter(info.name, ecds_path.resolve())], clusters=clusters,
+                               listen_port=listen_port, upstream=upstream)
+    else:
+        result = wasm_service(pc, singleton=not no_singleton)
+        if full:
+            result = bootstrap(bootstrap_extensions=[result], clusters=clusters, listen_port=listen_port,
+                               upstream=upstream)
+    text = json.dumps(result, indent=2) + "\n" if as_json else yaml.safe_dump(result, sort_keys=False)
+    _emit(text, output)
+
+
+fetch_cluster_cfg = fetch_cluster
