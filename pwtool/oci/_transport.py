@@ -154,7 +154,7 @@ class Transport:
                     if progress is not None:
                         progress(label, min(start + _SEND_PIECE, total), total)
             resp = conn.getresponse()
-            data = b"" if method == "HEAD" else resp.read()
+            data = resp.read()  # empty for HEAD; reading completes the response for keep-alive
             out = Response(resp.status, {k.lower(): v for k, v in resp.getheaders()}, data, url)
             if resp.will_close:
                 self._drop(parts.scheme, parts.netloc)
