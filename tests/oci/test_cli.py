@@ -1,0 +1,111 @@
+"""``pwtool push`` / ``pwtool pull`` end to end through the click entry point."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import random
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import PASSWORD, USER
+from regtools import RegistryProcess
+
+from pwtool.cli import main
+
+
+@pytest.fixture()
+def wasm_file(tmp_path: Path, module: bytes) -> Path:
+    path = tmp_path / "hello.wasm"
+    path.write_bytes(module)
+    return path
+
+
+def run(*args: str, env: dict[str, str] | None = None, input: str | None = None) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args), prog_name="pwtool", env=env, input=input, catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.mark.parametrize("cmd", [["push"], ["pull"], ["manifest"], ["manifest", "istio"], ["manifest", "envoy"]])
+def test_help(cmd: list[str]) -> None:
+    code, out, _ = run(*cmd, "--help")
+    assert code == 0 and "Usage: pwtool" in out
+
+
+def test_push_json_then_pull(plain_registry: RegistryProcess, wasm_file: Path, module: bytes, tmp_path: Path,
+                             no_docker_config: Path) -> None:
+    ref = f"{plain_registry.host}/cli/hello:v1"
+    code, out, err = run("push", str(wasm_file), ref, "--insecure", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["module_sha256"] == hashlib.sha256(module).hexdigest() and data["format"] == "compat"
+    code, out, err = run("push", str(wasm_file), ref, "--insecure")
+    assert code == 0 and f"digest: {data['digest']}" in out and "2 already present" in out
+    assert f"module sha256: {data['module_sha256']}" in out
+    target = tmp_path / "out" / "plugin.wasm"
+    code, out, err = run("pull", data["reference"], "--insecure", "-o", str(target), "--json")
+    assert code == 0, err
+    assert target.read_bytes() == module and json.loads(out)["digest"] == data["digest"]
+    code, out, err = run("pull", ref, "--insecure", "-o", str(target), "--expect-sha256", "0" * 64)
+    assert code == 1 and "expected " + "0" * 64 in err
+
+
+@pytest.mark.parametrize("fmt", ["oci", "cncf"])
+def test_push_formats(plain_registry: RegistryProcess, wasm_file: Path, module: bytes, fmt: str,
+                      no_docker_config: Path) -> None:
+    ref = f"{plain_registry.host}/cli/{fmt}:v1"
+    code, out, err = run("push", "-f", fmt, str(wasm_file), ref, "--insecure", "--json")
+    assert code == 0, err
+    assert json.loads(out)["format"] == fmt
+    result = CliRunner().invoke(main, ["pull", ref, "--insecure", "-o", "-"], prog_name="pwtool")
+    assert result.exit_code == 0 and result.stdout_bytes == module
+
+
+def test_progress_on_large_upload(plain_registry: RegistryProcess, tmp_path: Path, module: bytes,
+                                  no_docker_config: Path) -> None:
+    big = tmp_path / "big.wasm"
+    big.write_bytes(module + random.Random(3).randbytes(2_500_000))
+    code, out, err = run("push", str(big), f"{plain_registry.host}/cli/big:v1", "--insecure", "--progress",
+                         "--chunk-size", "1000000")
+    assert code == 0, err
+    lines = [line for line in err.splitlines() if "tar+gzip" in line]
+    assert lines and lines[-1].endswith("100%") and len(lines) >= 3
+
+
+def test_credentials_from_docker_config(auth_registry: RegistryProcess, wasm_file: Path, no_docker_config: Path) -> None:
+    ref = f"{auth_registry.host}/cli/auth:v1"
+    code, out, err = run("push", str(wasm_file), ref, "--insecure")
+    assert code == 1 and "requires authentication" in err and ref in err and "docker login" in err
+    no_docker_config.mkdir(parents=True)
+    cfg = no_docker_config / "config.json"
+    cfg.write_text(json.dumps({"auths": {auth_registry.host: {
+        "auth": base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()}}}))
+    before = cfg.read_bytes()
+    code, out, err = run("push", str(wasm_file), ref, "--insecure")
+    assert code == 0, err
+    assert cfg.read_bytes() == before
+
+
+def test_credentials_from_flags_env_and_stdin(auth_registry: RegistryProcess, wasm_file: Path,
+                                              no_docker_config: Path) -> None:
+    ref = f"{auth_registry.host}/cli/auth:v2"
+    code, _, err = run("push", str(wasm_file), ref, "--insecure", "-u", USER, "-p", "nope")
+    assert code == 1 and "refused" in err and USER in err
+    code, _, err = run("push", str(wasm_file), ref, "--insecure", "-u", USER, "-p", PASSWORD)
+    assert code == 0, err
+    code, _, err = run("pull", ref, "--insecure", "-o", "-", env={"PWTOOL_REGISTRY_USERNAME": USER,
+                                                                  "PWTOOL_REGISTRY_PASSWORD": PASSWORD})
+    assert code == 0, err
+    code, _, err = run("pull", ref, "--insecure", "-o", "-", "-u", USER, "--password-stdin", input=PASSWORD + "\n")
+    assert code == 0, err
+
+
+def test_bad_inputs(tmp_path: Path, wasm_file: Path) -> None:
+    notwasm = tmp_path / "x.wasm"
+    notwasm.write_bytes(b"hello")
+    code, out, err = run("push", str(notwasm), "127.0.0.1:1/x/y:v1", "--json")
+    assert code == 1 and "not a WebAssembly module" in err and json.loads(out)["error"]
+    code, _, err = run("push", str(wasm_file), "127.0.0.1:1/Bad_Name:v1")
+    assert code == 1 and "invalid repository name" in err
