@@ -1,0 +1,1 @@
+"""pytest plugin for pwtool (placeholder while the emulator lands)."""
