@@ -1,0 +1,536 @@
+"""Contexts: the objects plugin code subclasses.
+
+* `RootContext` — one per plugin (root_id) per VM: VM start, configuration, ticks,
+  queues, foreign functions; it creates the per-stream contexts.
+* `HttpContext` — one per HTTP request/response stream.
+* `TcpContext` — one per TCP connection.
+
+Every callback has a no-op default that lets traffic through, so a plugin overrides
+only what it needs. A stream callback returns an `Action` (None means CONTINUE), or is
+an ``async def`` that may ``await`` callouts and `sleep`: the stream then stays paused
+until the coroutine returns, and continues if it returns CONTINUE (or None).
+"""
+
+from __future__ import annotations
+
+from . import _hostcalls
+from ._body import Body
+from ._callouts import GrpcResponse, GrpcStream, HttpResponse
+from ._codec import to_bytes
+from ._errors import BadArgument, ConfigError, NotFound
+from ._headers import HostHeaders, serialize_headers
+from ._tasks import Suspend, WaitKind
+from ._types import Action, BufferType, MapType, StreamType
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Coroutine, Mapping
+    from typing import Any, ClassVar
+
+    from ._callouts import GrpcStreamHandler
+    from ._dispatcher import Dispatcher
+    from ._headers import HeadersLike
+    from ._tasks import Task
+    from ._types import PeerType
+
+    ActionResult = Action | None | Coroutine[Any, Any, Action | None]
+    """What a stream callback returns: an Action, None (= CONTINUE), or a coroutine."""
+
+
+class Context:
+    """What every context has: its id, its root, callouts and gRPC calls."""
+
+    id: int
+    """The host's context id."""
+    root: RootContext
+    """The root context (plugin) this context belongs to; a root is its own root."""
+
+    _dispatcher: Dispatcher
+    _bound = False
+    _deleted = False
+    _tasks: list[Task] | None = None
+
+    def _bind(self, context_id: int, root: RootContext | None, dispatcher: Dispatcher) -> None:
+        self.id = context_id
+        self.root = root if root is not None else self  # type: ignore[assignment]
+        self._dispatcher = dispatcher
+        self._bound = True
+
+    def _activate(self) -> None:
+        """Make this context the one the host acts on (no hostcall if it already is)."""
+        dispatcher = self._dispatcher
+        if dispatcher.effective_context_id != self.id:
+            dispatcher.activate(self.id)
+
+    @property
+    def alive(self) -> bool:
+        """False once the host deleted this context (the stream or connection is gone)."""
+        return not self._deleted
+
+    @property
+    def fail_open(self) -> bool:
+        """Whether an exception in a callback lets traffic through (True) or stops it.
+
+        Stream contexts follow their root; set ``fail_open = True`` on a class (or pass
+        ``register(..., fail_open=True)``) to change it.
+        """
+        return self.root.fail_open
+
+    @fail_open.setter
+    def fail_open(self, value: bool) -> None:
+        self.__dict__["fail_open"] = value
+
+    def on_done(self) -> bool:
+        """The host is about to finish this context. Return False to finish later
+        (a root then calls `done()`). Default: True."""
+        return True
+
+    def _continue(self, stream: StreamType) -> bool:
+        if self._deleted:
+            return False
+        try:
+            self._activate()
+            _hostcalls.continue_stream(stream)
+        except (NotFound, BadArgument):
+            return False
+        return True
+
+    def _close(self, stream: StreamType) -> bool:
+        if self._deleted:
+            return False
+        try:
+            self._activate()
+            _hostcalls.close_stream(stream)
+        except (NotFound, BadArgument):
+            return False
+        return True
+
+    # -- HTTP callouts -----------------------------------------------------------------
+
+    def dispatch_http_call(
+        self,
+        upstream: str,
+        headers: HeadersLike | None = None,
+        body: bytes | str = b"",
+        trailers: HeadersLike | None = None,
+        *,
+        timeout_ms: int = 5000,
+        callback: Callable[[HttpResponse], object] | None = None,
+    ) -> int:
+        """Send an HTTP request to cluster `upstream`; `callback(response)` runs when it
+        is answered (with a response whose ``failed`` is True if it never was).
+
+        Missing ``:method`` / ``:path`` / ``:authority`` headers default to GET (POST
+        with a body), ``/`` and `upstream`. Returns the host's callout token.
+        """
+        pairs = _with_pseudo_headers(headers, upstream, bool(body))
+        self._activate()
+        token = _hostcalls.http_call(
+            to_bytes(upstream),
+            serialize_headers(pairs),
+            to_bytes(body),
+            serialize_headers(trailers),
+            timeout_ms,
+        )
+        self._dispatcher.add_http_call(token, self, upstream, callback)
+        return token
+
+    async def http_call(
+        self,
+        upstream: str,
+        headers: HeadersLike | None = None,
+        body: bytes | str = b"",
+        trailers: HeadersLike | None = None,
+        *,
+        timeout_ms: int = 5000,
+    ) -> HttpResponse:
+        """Send an HTTP request to cluster `upstream` and wait for the answer.
+
+        Use with ``await`` inside an ``async`` callback; the stream stays paused until
+        the callback returns. Raises `HttpCallTimeout` when the host gave up after
+        `timeout_ms`, `HttpCallFailed` when there was no answer at all.
+        """
+        token = self.dispatch_http_call(upstream, headers, body, trailers, timeout_ms=timeout_ms)
+        response: HttpResponse = await Suspend(WaitKind.HTTP_CALL, token)
+        return response
+
+    # -- gRPC --------------------------------------------------------------------------
+
+    def dispatch_grpc_call(
+        self,
+        upstream: str,
+        service: str,
+        method: str,
+        message: bytes,
+        *,
+        metadata: HeadersLike | None = None,
+        timeout_ms: int = 5000,
+        callback: Callable[[GrpcResponse], object] | None = None,
+    ) -> int:
+        """Make a unary gRPC call; `callback(response)` runs with its outcome.
+
+        `upstream` is the cluster name (or a serialized GrpcService). Returns the token.
+        """
+        self._activate()
+        token = _hostcalls.grpc_call(
+            to_bytes(upstream),
+            to_bytes(service),
+            to_bytes(method),
+            serialize_headers(metadata),
+            to_bytes(message),
+            timeout_ms,
+        )
+        self._dispatcher.add_grpc_call(token, self, upstream, service, method, callback)
+        return token
+
+    async def grpc_call(
+        self,
+        upstream: str,
+        service: str,
+        method: str,
+        message: bytes,
+        *,
+        metadata: HeadersLike | None = None,
+        timeout_ms: int = 5000,
+    ) -> bytes:
+        """Make a unary gRPC call and wait for the reply message (serialized protobuf).
+
+        Raises `GrpcCallError` (with the gRPC status) when the call fails.
+        """
+        token = self.dispatch_grpc_call(
+            upstream, service, method, message, metadata=metadata, timeout_ms=timeout_ms
+        )
+        reply: bytes = await Suspend(WaitKind.GRPC_CALL, token)
+        return reply
+
+    def open_grpc_stream(
+        self,
+        upstream: str,
+        service: str,
+        method: str,
+        handler: GrpcStreamHandler | None = None,
+        *,
+        metadata: HeadersLike | None = None,
+    ) -> GrpcStream:
+        """Open a gRPC stream; its events go to `handler` and to ``await stream.receive()``."""
+        self._activate()
+        token = _hostcalls.grpc_stream(
+            to_bytes(upstream), to_bytes(service), to_bytes(method), serialize_headers(metadata)
+        )
+        stream = GrpcStream(token, upstream, service, method, handler, self._dispatcher, self.id)
+        self._dispatcher.add_grpc_stream(stream, self)
+        return stream
+
+
+class RootContext(Context):
+    """The plugin: one instance per VM and root_id.
+
+    Set `http_context` / `tcp_context` to the classes the host should instantiate for
+    each stream, or override `new_http_context` / `new_tcp_context`.
+    """
+
+    http_context: ClassVar[type[HttpContext] | None] = None
+    """Class instantiated for each HTTP stream (None: HTTP streams pass through)."""
+    tcp_context: ClassVar[type[TcpContext] | None] = None
+    """Class instantiated for each TCP connection (None: connections pass through)."""
+    default_config: ClassVar[Mapping[str, Any]] = {}
+    """Configuration values used when the plugin configuration leaves them out."""
+
+    fail_open: bool = False
+    """Safe default: an exception in an HTTP callback answers 500 and stops the stream.
+    True lets the stream continue instead."""
+
+    root_id: str = ""
+    """The root_id the host created this root context for (the plugin_root_id property)."""
+    configuration: bytes = b""
+    """The raw plugin configuration of the last `on_configure`."""
+    config: dict[str, Any]
+    """The plugin configuration parsed by the default `on_configure` (JSON object
+    merged over `default_config`)."""
+
+    def __init__(self) -> None:
+        self.config = dict(self.default_config)
+
+    def on_vm_start(self, vm_configuration: bytes) -> bool:
+        """The VM started; `vm_configuration` is the raw VM configuration.
+        Return False to fail the start. Default: True."""
+        return True
+
+    def on_configure(self, configuration: bytes) -> bool:
+        """The plugin is (re)configured. Default: parse `configuration` as a JSON
+        object into `self.config`, on top of `default_config`. Return False to reject
+        the configuration (Envoy then refuses the plugin)."""
+        self.config = parse_json_config(configuration, self.default_config)
+        return True
+
+    def on_tick(self) -> Coroutine[Any, Any, None] | None:
+        """The tick timer set with `set_tick_period` fired."""
+
+    def on_queue_ready(self, queue_id: int) -> Coroutine[Any, Any, None] | None:
+        """The shared queue `queue_id` (registered by this VM) has new items."""
+
+    def on_foreign_function(self, function_id: int, arguments: bytes) -> Coroutine[Any, Any, None] | None:
+        """The host called foreign function `function_id` on this plugin."""
+
+    def new_http_context(self, context_id: int) -> HttpContext | None:
+        """Create the context for a new HTTP stream (default: an `http_context`)."""
+        cls = self.http_context
+        return None if cls is None else self._dispatcher.instantiate(cls, context_id, self)
+
+    def new_tcp_context(self, context_id: int) -> TcpContext | None:
+        """Create the context for a new TCP connection (default: a `tcp_context`)."""
+        cls = self.tcp_context
+        return None if cls is None else self._dispatcher.instantiate(cls, context_id, self)
+
+    def set_tick_period(self, milliseconds: int) -> None:
+        """Call `on_tick` every `milliseconds` (0 stops the ticks)."""
+        self._activate()
+        self._dispatcher.set_user_tick_period(self, milliseconds)
+
+    def done(self) -> None:
+        """Tell the host this root finished, after `on_done` returned False."""
+        self._activate()
+        _hostcalls.done()
+
+
+class HttpContext(Context):
+    """One HTTP stream: request and response headers, bodies, trailers.
+
+    Header callbacks get a `Headers` map, body callbacks a `Body`. Set
+    `buffer_request_body` / `buffer_response_body` to receive the body once, complete,
+    instead of chunk by chunk (the host buffers it, up to its buffer limit).
+    """
+
+    buffer_request_body = False
+    """If True, on_request_body runs once with the whole body (Envoy buffers it)."""
+    buffer_response_body = False
+    """If True, on_response_body runs once with the whole body (Envoy buffers it)."""
+
+    _request_headers: HostHeaders | None = None
+    _response_headers: HostHeaders | None = None
+    _request_trailers: HostHeaders | None = None
+    _response_trailers: HostHeaders | None = None
+    _held: list[int] | tuple[int, ...] = (0, 0, 0, 0)
+    _wants_pause: list[bool] | tuple[bool, ...] = (False, False, False, False)
+    _local_reply = False
+    _response_started = False
+
+    # -- callbacks -----------------------------------------------------------------
+
+    def on_request_headers(self, headers: HostHeaders, end_of_stream: bool) -> ActionResult:
+        """Request headers arrived (`end_of_stream`: there is no body)."""
+        return Action.CONTINUE
+
+    def on_request_body(self, body: Body, end_of_stream: bool) -> ActionResult:
+        """A request body chunk arrived (all of it, with `buffer_request_body`).
+        Returning PAUSE buffers it: the next call sees the accumulated body."""
+        return Action.CONTINUE
+
+    def on_request_trailers(self, trailers: HostHeaders) -> ActionResult:
+        """Request trailers arrived."""
+        return Action.CONTINUE
+
+    def on_response_headers(self, headers: HostHeaders, end_of_stream: bool) -> ActionResult:
+        """Response headers arrived (`end_of_stream`: there is no body)."""
+        return Action.CONTINUE
+
+    def on_response_body(self, body: Body, end_of_stream: bool) -> ActionResult:
+        """A response body chunk arrived (all of it, with `buffer_response_body`)."""
+        return Action.CONTINUE
+
+    def on_response_trailers(self, trailers: HostHeaders) -> ActionResult:
+        """Response trailers arrived."""
+        return Action.CONTINUE
+
+    def on_log(self) -> None:
+        """The stream is complete: the place for access logging."""
+
+    # -- maps ------------------------------------------------------------------------
+
+    @property
+    def request_headers(self) -> HostHeaders:
+        """The request headers (read once per callback, then cached)."""
+        headers = self._request_headers
+        if headers is None:
+            headers = self._request_headers = HostHeaders(
+                MapType.HTTP_REQUEST_HEADERS, self._dispatcher, self.id
+            )
+        return headers
+
+    @property
+    def response_headers(self) -> HostHeaders:
+        """The response headers (read once per callback, then cached)."""
+        headers = self._response_headers
+        if headers is None:
+            headers = self._response_headers = HostHeaders(
+                MapType.HTTP_RESPONSE_HEADERS, self._dispatcher, self.id
+            )
+        return headers
+
+    @property
+    def request_trailers(self) -> HostHeaders:
+        """The request trailers."""
+        trailers = self._request_trailers
+        if trailers is None:
+            trailers = self._request_trailers = HostHeaders(
+                MapType.HTTP_REQUEST_TRAILERS, self._dispatcher, self.id
+            )
+        return trailers
+
+    @property
+    def response_trailers(self) -> HostHeaders:
+        """The response trailers."""
+        trailers = self._response_trailers
+        if trailers is None:
+            trailers = self._response_trailers = HostHeaders(
+                MapType.HTTP_RESPONSE_TRAILERS, self._dispatcher, self.id
+            )
+        return trailers
+
+    def request_body(self, size: int | None = None) -> Body:
+        """The request body buffer (meaningful in body/trailer callbacks)."""
+        if size is None:
+            self._activate()
+            size = _hostcalls.get_buffer_status(BufferType.HTTP_REQUEST_BODY)[0]
+        return Body(BufferType.HTTP_REQUEST_BODY, size, self._dispatcher, self.id)
+
+    def response_body(self, size: int | None = None) -> Body:
+        """The response body buffer (meaningful in body/trailer callbacks)."""
+        if size is None:
+            self._activate()
+            size = _hostcalls.get_buffer_status(BufferType.HTTP_RESPONSE_BODY)[0]
+        return Body(BufferType.HTTP_RESPONSE_BODY, size, self._dispatcher, self.id)
+
+    # -- flow control ------------------------------------------------------------------
+
+    def send_local_response(
+        self,
+        status: int,
+        body: bytes | str = b"",
+        headers: HeadersLike | None = None,
+        *,
+        grpc_status: int | None = None,
+        details: str = "",
+    ) -> None:
+        """Answer the request from the plugin; the upstream never sees it.
+
+        Return PAUSE from the callback afterwards. `details` becomes Envoy's
+        response code details (no spaces); `grpc_status` adds a gRPC status.
+        """
+        self._activate()
+        _hostcalls.send_local_response(
+            status,
+            to_bytes(details),
+            to_bytes(body),
+            serialize_headers(headers),
+            -1 if grpc_status is None else grpc_status,
+        )
+        self._local_reply = True
+
+    def resume_request(self) -> bool:
+        """Continue the paused request, from any context (a tick, another stream).
+
+        Returns False, instead of raising, when the stream is already gone.
+        """
+        return self._continue(StreamType.HTTP_REQUEST)
+
+    def resume_response(self) -> bool:
+        """Continue the paused response; False when the stream is already gone."""
+        return self._continue(StreamType.HTTP_RESPONSE)
+
+    def close_request(self) -> bool:
+        """Reset the stream from the request side; False when it is already gone."""
+        return self._close(StreamType.HTTP_REQUEST)
+
+    def close_response(self) -> bool:
+        """Reset the stream from the response side; False when it is already gone."""
+        return self._close(StreamType.HTTP_RESPONSE)
+
+    def clear_route_cache(self) -> None:
+        """Make Envoy pick the route again after a change of ``:authority``/``:path``."""
+        self._activate()
+        _hostcalls.call_foreign_function(b"clear_route_cache", b"")
+
+class TcpContext(Context):
+    """One TCP connection: data in both directions and connection close."""
+
+    _held: list[int] | tuple[int, ...] = (0, 0, 0, 0)
+    _wants_pause: list[bool] | tuple[bool, ...] = (False, False, False, False)
+    _local_reply = False
+
+    def on_new_connection(self) -> ActionResult:
+        """A downstream connection was accepted."""
+        return Action.CONTINUE
+
+    def on_downstream_data(self, data: Body, end_of_stream: bool) -> ActionResult:
+        """Data from the client arrived."""
+        return Action.CONTINUE
+
+    def on_upstream_data(self, data: Body, end_of_stream: bool) -> ActionResult:
+        """Data from the server arrived."""
+        return Action.CONTINUE
+
+    def on_downstream_close(self, peer: PeerType) -> None:
+        """The client side closed (`peer`: who closed it)."""
+
+    def on_upstream_close(self, peer: PeerType) -> None:
+        """The server side closed (`peer`: who closed it)."""
+
+    def on_log(self) -> None:
+        """The connection is complete: the place for access logging."""
+
+    def resume_downstream(self) -> bool:
+        """Continue reading from the client; False when the connection is gone."""
+        return self._continue(StreamType.DOWNSTREAM)
+
+    def resume_upstream(self) -> bool:
+        """Continue reading from the server; False when the connection is gone."""
+        return self._continue(StreamType.UPSTREAM)
+
+    def close_downstream(self) -> bool:
+        """Close the client connection; False when it is already gone."""
+        return self._close(StreamType.DOWNSTREAM)
+
+    def close_upstream(self) -> bool:
+        """Close the server connection; False when it is already gone."""
+        return self._close(StreamType.UPSTREAM)
+
+
+
+def parse_json_config(data: bytes | str, defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Parse a JSON object configuration over `defaults` (shallow merge).
+
+    Empty configuration gives the defaults. Raises `ConfigError` for invalid JSON or
+    for JSON that is not an object. Imports `json` only when there is something to parse.
+    """
+    config: dict[str, Any] = dict(defaults or {})
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    if not text.strip():
+        return config
+    import json
+
+    try:
+        parsed = json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(f"configuration is not valid JSON: {exc}") from None
+    if not isinstance(parsed, dict):
+        raise ConfigError(f"configuration must be a JSON object, got {type(parsed).__name__}")
+    config.update(parsed)
+    return config
+
+
+def _with_pseudo_headers(
+    headers: HeadersLike | None, upstream: str, has_body: bool
+) -> list[tuple[str | bytes, str | bytes]]:
+    from ._headers import _pairs_of
+
+    pairs = list(_pairs_of(headers)) if headers is not None else []
+    names = {to_bytes(name).lower() for name, _ in pairs}
+    defaults: list[tuple[str | bytes, str | bytes]] = []
+    if b":method" not in names:
+        defaults.append((":method", "POST" if has_body else "GET"))
+    if b":path" not in names:
+        defaults.append((":path", "/"))
+    if b":authority" not in names:
+        defaults.append((":authority", upstream))
+    return defaults + pairs

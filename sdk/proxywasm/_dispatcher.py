@@ -1,0 +1,991 @@
+"""The dispatcher: where every ABI callback enters Python.
+
+The host (the C shim in wasm, the emulator in native tests) calls one method per
+callback export, named after it (``proxy_on_request_headers`` -> `on_request_headers`).
+The dispatcher keeps the registry of one VM: context ids to context objects, callout
+tokens to what waits for them (a callback or a suspended coroutine), and the timers of
+`sleep`. It catches every exception of plugin code, logs it with its traceback, and
+applies the plugin's failure behaviour (see `Dispatcher._failed`).
+
+Plugins are registered process-wide with `register()`; a `Dispatcher()` reads that
+registry when the host creates a root context, so the emulator can create one
+dispatcher per emulated VM.
+"""
+
+from __future__ import annotations
+
+from heapq import heappop, heappush
+
+from . import _hostcalls
+from ._body import Body
+from ._callouts import GrpcResponse, GrpcStream, HttpResponse
+from ._codec import deserialize_header_map_bytes, to_str
+from ._context import Context, HttpContext, RootContext, TcpContext
+from ._errors import (
+    ConfigError,
+    GrpcCallError,
+    HostcallError,
+    HttpCallFailed,
+    HttpCallTimeout,
+    NotFound,
+)
+from ._headers import Headers
+from ._log import format_exception
+from ._metrics import _current_vm
+from ._tasks import Suspend, Task, WaitKind
+from ._types import Action, BufferType, LogLevel, MapType, PeerType, StreamType
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Coroutine, Mapping
+    from typing import Any, TypeVar
+
+    C = TypeVar("C", bound=Context)
+    R = TypeVar("R", bound=type[Context])
+
+_CONTINUE = Action.CONTINUE
+_PAUSE = Action.PAUSE
+_REQUEST = StreamType.HTTP_REQUEST
+_RESPONSE = StreamType.HTTP_RESPONSE
+_DOWNSTREAM = StreamType.DOWNSTREAM
+_UPSTREAM = StreamType.UPSTREAM
+
+FAILURE_DETAILS = "python_plugin_exception"
+"""Response code details of the 500 a failing HTTP callback answers (fail closed)."""
+
+
+# -- registry --------------------------------------------------------------------------
+
+
+class Registration:
+    """A registered plugin: its root context class, root_id and failure behaviour."""
+
+    __slots__ = ("root_class", "root_id", "fail_open")
+
+    def __init__(self, root_class: type[RootContext], root_id: str, fail_open: bool | None) -> None:
+        self.root_class = root_class
+        self.root_id = root_id
+        self.fail_open = fail_open
+
+    def __repr__(self) -> str:
+        return f"Registration({self.root_class.__qualname__}, root_id={self.root_id!r})"
+
+
+_registry: dict[str, Registration] = {}
+
+
+def register(plugin: R, *, root_id: str = "", fail_open: bool | None = None) -> R:
+    """Register a plugin; usable as a call or as a class decorator.
+
+    `plugin` is a `RootContext` subclass, or an `HttpContext` / `TcpContext` subclass
+    (a root that creates it for every stream is made for you). `root_id` selects the
+    plugin when one module serves several (Envoy's ``root_id``, Istio's
+    ``pluginName``); a module with one plugin serves any root_id. `fail_open`
+    overrides the plugin's failure behaviour. Registering the same root_id again
+    replaces the earlier registration.
+    """
+    if isinstance(plugin, type) and issubclass(plugin, RootContext):
+        root_class: type[RootContext] = plugin
+    elif isinstance(plugin, type) and issubclass(plugin, HttpContext):
+        root_class = type(
+            f"{plugin.__name__}Root",
+            (RootContext,),
+            {"http_context": plugin, "__module__": plugin.__module__, **_fail_open_of(plugin)},
+        )
+    elif isinstance(plugin, type) and issubclass(plugin, TcpContext):
+        root_class = type(
+            f"{plugin.__name__}Root",
+            (RootContext,),
+            {"tcp_context": plugin, "__module__": plugin.__module__, **_fail_open_of(plugin)},
+        )
+    else:
+        raise TypeError(
+            f"register() takes a RootContext, HttpContext or TcpContext subclass, not {plugin!r}"
+        )
+    _registry[root_id] = Registration(root_class, root_id, fail_open)
+    return plugin
+
+
+def registrations() -> dict[str, Registration]:
+    """A copy of the process-wide plugin registry, by root_id."""
+    return dict(_registry)
+
+
+def unregister_all() -> None:
+    """Forget every registered plugin (for tests that load several plugins)."""
+    _registry.clear()
+
+
+def _fail_open_of(cls: type[Context]) -> dict[str, bool]:
+    value = cls.__dict__.get("fail_open")
+    return {"fail_open": value} if isinstance(value, bool) else {}
+
+
+class _UnknownPlugin(RootContext):
+    """Stands in when no registered plugin matches a root_id: refuses to start."""
+
+    def on_vm_start(self, vm_configuration: bytes) -> bool:
+        return False
+
+    def on_configure(self, configuration: bytes) -> bool:
+        return False
+
+
+# -- callout and timer bookkeeping -----------------------------------------------------
+
+
+class _Callout:
+    """What waits for an HTTP callout or unary gRPC call token."""
+
+    __slots__ = ("context", "upstream", "service", "method", "callback", "task")
+
+    def __init__(
+        self,
+        context: Context,
+        upstream: str,
+        callback: Callable[[Any], object] | None,
+        service: str = "",
+        method: str = "",
+    ) -> None:
+        self.context = context
+        self.upstream = upstream
+        self.service = service
+        self.method = method
+        self.callback = callback
+        self.task: Task | None = None
+
+
+class _Timers:
+    """The sleepers of one root context, and the root's own tick period."""
+
+    __slots__ = ("sleepers", "sequence", "user_period_ms", "host_period_ms", "next_user_tick_ns")
+
+    def __init__(self) -> None:
+        self.sleepers: list[tuple[int, int, Task]] = []
+        self.sequence = 0
+        self.user_period_ms = 0
+        self.host_period_ms = 0
+        self.next_user_tick_ns = 0
+
+
+# -- the dispatcher --------------------------------------------------------------------
+
+
+class Dispatcher:
+    """Receives every ABI callback of one VM and routes it to plugin objects."""
+
+    def __init__(self, plugins: Mapping[str, Registration] | None = None) -> None:
+        """`plugins` defaults to the live process-wide registry filled by `register()`."""
+        self._plugins = plugins
+        self.epoch = 0
+        """Incremented at every callback: caches of host data are valid for one epoch."""
+        self.effective_context_id = 0
+        """The context the host currently acts on."""
+        self._contexts: dict[int, Context] = {}
+        self._http_contexts: dict[int, HttpContext] = {}
+        self._tcp_contexts: dict[int, TcpContext] = {}
+        self._vm_key = id(self)
+        self._roots: dict[int, RootContext] = {}
+        self._pending: dict[int, int] = {}
+        self._http_calls: dict[int, _Callout] = {}
+        self._grpc_calls: dict[int, _Callout] = {}
+        self._grpc_streams: dict[int, GrpcStream] = {}
+        self._stream_waiters: dict[int, Task] = {}
+        self._timers: dict[int, _Timers] = {}
+
+    # -- helpers used by contexts ------------------------------------------------------
+
+    def activate(self, context_id: int) -> None:
+        """Make `context_id` the effective context (`proxy_set_effective_context`)."""
+        _hostcalls.set_effective_context(context_id)
+        self.effective_context_id = context_id
+
+    def instantiate(self, cls: type[C], context_id: int, root: RootContext | None) -> C:
+        """Create a context whose id and root are set before its ``__init__`` runs."""
+        context = cls.__new__(cls)
+        context._bind(context_id, root, self)
+        cls.__init__(context)
+        return context
+
+    def add_http_call(
+        self,
+        token: int,
+        context: Context,
+        upstream: str,
+        callback: Callable[[HttpResponse], object] | None,
+    ) -> None:
+        self._http_calls[token] = _Callout(context, upstream, callback)
+
+    def add_grpc_call(
+        self,
+        token: int,
+        context: Context,
+        upstream: str,
+        service: str,
+        method: str,
+        callback: Callable[[GrpcResponse], object] | None,
+    ) -> None:
+        self._grpc_calls[token] = _Callout(context, upstream, callback, service, method)
+
+    def add_grpc_stream(self, stream: GrpcStream, context: Context) -> None:
+        self._grpc_streams[stream.token] = stream
+
+    def forget_grpc(self, token: int) -> None:
+        self._grpc_streams.pop(token, None)
+        self._grpc_calls.pop(token, None)
+        waiter = self._stream_waiters.pop(token, None)
+        if waiter is not None:
+            self._resume(waiter, None)
+
+    def set_user_tick_period(self, root: RootContext, milliseconds: int) -> None:
+        """The root's own tick period; sleepers may make the host tick more often."""
+        timers = self._timers.get(root.id)
+        if timers is None:
+            timers = self._timers[root.id] = _Timers()
+        timers.user_period_ms = max(0, milliseconds)
+        if not timers.sleepers:
+            _hostcalls.set_tick_period_milliseconds(timers.user_period_ms)
+            timers.host_period_ms = timers.user_period_ms
+            return
+        now = _hostcalls.get_current_time_nanoseconds()
+        timers.next_user_tick_ns = now + timers.user_period_ms * 1_000_000
+        self._program_ticks(timers, now)
+
+    # -- context lifecycle -------------------------------------------------------------
+
+    def on_context_create(self, context_id: int, parent_context_id: int) -> None:
+        self.epoch += 1
+        self.effective_context_id = context_id
+        if parent_context_id:
+            # Created on its first callback, when we know if it is HTTP or TCP.
+            self._pending[context_id] = parent_context_id
+            return
+        self._create_root(context_id)
+
+    def _create_root(self, context_id: int) -> RootContext:
+        plugins = self._plugins if self._plugins is not None else _registry
+        try:
+            root_id = to_str(_hostcalls.get_property(b"plugin_root_id"))
+        except HostcallError:
+            root_id = ""
+        registration = plugins.get(root_id)
+        if registration is None and len(plugins) == 1:
+            registration = next(iter(plugins.values()))
+        root: RootContext
+        if registration is None:
+            known = ", ".join(repr(r) for r in plugins) or "none"
+            self._log(
+                LogLevel.ERROR,
+                f"no plugin registered for root_id {root_id!r} (registered: {known}); "
+                "call proxywasm.register() in plugin.py",
+            )
+            root = self.instantiate(_UnknownPlugin, context_id, None)
+        else:
+            try:
+                root = self.instantiate(registration.root_class, context_id, None)
+            except Exception as exc:
+                self._log_exception(exc, f"creating {registration.root_class.__qualname__}")
+                root = self.instantiate(_UnknownPlugin, context_id, None)
+            if registration.fail_open is not None:
+                root.fail_open = registration.fail_open
+        root.root_id = root_id
+        self._roots[context_id] = root
+        self._contexts[context_id] = root
+        return root
+
+    def _root_for(self, context_id: int) -> RootContext:
+        parent_id = self._pending.pop(context_id, 0)
+        root = self._roots.get(parent_id)
+        if root is None:
+            if len(self._roots) == 1:
+                root = next(iter(self._roots.values()))
+            else:
+                root = self._create_root(parent_id)
+        return root
+
+    def _create_http(self, context_id: int) -> HttpContext:
+        root = self._root_for(context_id)
+        context: HttpContext | None
+        try:
+            context = root.new_http_context(context_id)
+        except Exception as exc:
+            self._log_exception(exc, f"{type(root).__qualname__}.new_http_context")
+            context = None
+        if context is None:
+            context = self.instantiate(HttpContext, context_id, root)
+        elif not context._bound:
+            context._bind(context_id, root, self)
+        self._contexts[context_id] = self._http_contexts[context_id] = context
+        return context
+
+    def _create_tcp(self, context_id: int) -> TcpContext:
+        root = self._root_for(context_id)
+        context: TcpContext | None
+        try:
+            context = root.new_tcp_context(context_id)
+        except Exception as exc:
+            self._log_exception(exc, f"{type(root).__qualname__}.new_tcp_context")
+            context = None
+        if context is None:
+            context = self.instantiate(TcpContext, context_id, root)
+        elif not context._bound:
+            context._bind(context_id, root, self)
+        self._contexts[context_id] = self._tcp_contexts[context_id] = context
+        return context
+
+    def _existing(self, context_id: int) -> Context | None:
+        """The context, materializing a pending one the way its root prefers."""
+        context = self._contexts.get(context_id)
+        if context is None and context_id in self._pending:
+            root = self._roots.get(self._pending[context_id])
+            if root is not None and root.tcp_context is not None and root.http_context is None:
+                return self._create_tcp(context_id)
+            return self._create_http(context_id)
+        return context
+
+    def on_done(self, context_id: int) -> bool:
+        self._enter(context_id)
+        context = self._contexts.get(context_id)
+        if context is None:
+            return True
+        try:
+            return bool(context.on_done())
+        except Exception as exc:
+            self._log_exception(exc, f"{type(context).__qualname__}.on_done")
+            return True
+
+    def on_log(self, context_id: int) -> None:
+        self._enter(context_id)
+        context = self._existing(context_id)
+        if isinstance(context, (HttpContext, TcpContext)):
+            try:
+                context.on_log()
+            except Exception as exc:
+                self._log_exception(exc, f"{type(context).__qualname__}.on_log")
+
+    def on_delete(self, context_id: int) -> None:
+        self._enter(context_id)
+        self._pending.pop(context_id, None)
+        context = self._contexts.pop(context_id, None)
+        if context is None:
+            return
+        self._http_contexts.pop(context_id, None)
+        self._tcp_contexts.pop(context_id, None)
+        context._deleted = True
+        if self._roots.pop(context_id, None) is not None:
+            self._timers.pop(context_id, None)
+        tasks = context._tasks
+        if tasks:
+            context._tasks = None
+            for task in tasks:
+                task.coroutine.close()
+
+    # -- root callbacks ----------------------------------------------------------------
+
+    def _root(self, context_id: int) -> RootContext:
+        root = self._roots.get(context_id)
+        return root if root is not None else self._create_root(context_id)
+
+    def on_vm_start(self, context_id: int, vm_configuration_size: int) -> bool:
+        self._enter(context_id)
+        root = self._root(context_id)
+        try:
+            data = self._read_buffer(BufferType.VM_CONFIGURATION, vm_configuration_size)
+            return self._run_bool(root, root.on_vm_start(data))
+        except Exception as exc:
+            self._log_exception(exc, f"{type(root).__qualname__}.on_vm_start")
+            return False
+
+    def on_configure(self, context_id: int, configuration_size: int) -> bool:
+        self._enter(context_id)
+        root = self._root(context_id)
+        try:
+            data = self._read_buffer(BufferType.PLUGIN_CONFIGURATION, configuration_size)
+            root.configuration = data
+            return self._run_bool(root, root.on_configure(data))
+        except ConfigError as exc:
+            self._log(LogLevel.ERROR, f"{type(root).__qualname__}: {exc}")
+            return False
+        except Exception as exc:
+            self._log_exception(exc, f"{type(root).__qualname__}.on_configure")
+            return False
+
+    def _run_bool(self, root: RootContext, result: object) -> bool:
+        if isinstance(result, bool) or result is None:
+            return result is not False
+        if hasattr(result, "send"):  # an async callback: runs on; the start succeeded
+            self._start(root, result, None)  # type: ignore[arg-type]
+            return True
+        return bool(result)
+
+    def on_tick(self, context_id: int) -> None:
+        self._enter(context_id)
+        root = self._root(context_id)
+        timers = self._timers.get(context_id)
+        if timers is None or not timers.sleepers:
+            self._user_tick(root)
+            return
+        now = _hostcalls.get_current_time_nanoseconds()
+        sleepers = timers.sleepers
+        while sleepers and sleepers[0][0] <= now:
+            task = heappop(sleepers)[2]
+            self._resume(task, None)
+        if timers.user_period_ms and now >= timers.next_user_tick_ns:
+            timers.next_user_tick_ns = now + timers.user_period_ms * 1_000_000
+            if self.effective_context_id != context_id:
+                self.activate(context_id)
+            self._user_tick(root)
+        if context_id in self._timers:
+            self._program_ticks(timers, now)
+
+    def _user_tick(self, root: RootContext) -> None:
+        try:
+            result = root.on_tick()
+            if result is not None and hasattr(result, "send"):
+                self._start(root, result, None)
+        except Exception as exc:
+            self._log_exception(exc, f"{type(root).__qualname__}.on_tick")
+
+    def on_queue_ready(self, context_id: int, queue_id: int) -> None:
+        self._enter(context_id)
+        root = self._root(context_id)
+        try:
+            result = root.on_queue_ready(queue_id)
+            if result is not None and hasattr(result, "send"):
+                self._start(root, result, None)
+        except Exception as exc:
+            self._log_exception(exc, f"{type(root).__qualname__}.on_queue_ready")
+
+    def on_foreign_function(self, context_id: int, function_id: int, arguments_size: int) -> None:
+        self._enter(context_id)
+        root = self._root(context_id)
+        try:
+            data = self._read_buffer(BufferType.CALL_DATA, arguments_size)
+            result = root.on_foreign_function(function_id, data)
+            if result is not None and hasattr(result, "send"):
+                self._start(root, result, None)
+        except Exception as exc:
+            self._log_exception(exc, f"{type(root).__qualname__}.on_foreign_function")
+
+    # -- HTTP callbacks (the hot path) -------------------------------------------------
+
+    def on_request_headers(self, context_id: int, num_headers: int, end_of_stream: int) -> int:
+        self.epoch += 1
+        self.effective_context_id = context_id
+        _current_vm[0] = self._vm_key
+        context = self._http_contexts.get(context_id)
+        if context is None:
+            context = self._create_http(context_id)
+        try:
+            result = context.on_request_headers(context.request_headers, end_of_stream != 0)
+        except Exception as exc:
+            return self._failed(context, exc, _REQUEST, "on_request_headers")
+        if result is None:
+            return _CONTINUE if not context._held[0] else self._while_held(context, 0, _REQUEST)
+        if not isinstance(result, int):
+            return self._start(context, result, _REQUEST)
+        if context._held[0]:
+            return self._while_held(context, result, _REQUEST)
+        return result
+
+    def on_response_headers(self, context_id: int, num_headers: int, end_of_stream: int) -> int:
+        self.epoch += 1
+        self.effective_context_id = context_id
+        _current_vm[0] = self._vm_key
+        context = self._http_contexts.get(context_id)
+        if context is None:
+            context = self._create_http(context_id)
+        context._response_started = True
+        try:
+            result = context.on_response_headers(context.response_headers, end_of_stream != 0)
+        except Exception as exc:
+            return self._failed(context, exc, _RESPONSE, "on_response_headers")
+        if result is None:
+            return _CONTINUE if not context._held[1] else self._while_held(context, 0, _RESPONSE)
+        if not isinstance(result, int):
+            return self._start(context, result, _RESPONSE)
+        if context._held[1]:
+            return self._while_held(context, result, _RESPONSE)
+        return result
+
+    def on_request_body(self, context_id: int, body_size: int, end_of_stream: int) -> int:
+        self._enter(context_id)
+        context = self._http(context_id)
+        if context.buffer_request_body and not end_of_stream:
+            return _PAUSE
+        body = Body(BufferType.HTTP_REQUEST_BODY, body_size, self, context_id)
+        try:
+            result = context.on_request_body(body, end_of_stream != 0)
+        except Exception as exc:
+            return self._failed(context, exc, _REQUEST, "on_request_body")
+        return self._action(context, result, _REQUEST)
+
+    def on_response_body(self, context_id: int, body_size: int, end_of_stream: int) -> int:
+        self._enter(context_id)
+        context = self._http(context_id)
+        if context.buffer_response_body and not end_of_stream:
+            return _PAUSE
+        body = Body(BufferType.HTTP_RESPONSE_BODY, body_size, self, context_id)
+        try:
+            result = context.on_response_body(body, end_of_stream != 0)
+        except Exception as exc:
+            return self._failed(context, exc, _RESPONSE, "on_response_body")
+        return self._action(context, result, _RESPONSE)
+
+    def on_request_trailers(self, context_id: int, num_trailers: int) -> int:
+        self._enter(context_id)
+        context = self._http(context_id)
+        try:
+            if context.buffer_request_body:
+                # Trailers end the body: hand the buffered body over first.
+                size = _hostcalls.get_buffer_status(BufferType.HTTP_REQUEST_BODY)[0]
+                body = Body(BufferType.HTTP_REQUEST_BODY, size, self, context_id)
+                result = context.on_request_body(body, True)
+                if result is not None and result is not _CONTINUE:
+                    return self._action(context, result, _REQUEST)
+            result = context.on_request_trailers(context.request_trailers)
+        except Exception as exc:
+            return self._failed(context, exc, _REQUEST, "on_request_trailers")
+        return self._action(context, result, _REQUEST)
+
+    def on_response_trailers(self, context_id: int, num_trailers: int) -> int:
+        self._enter(context_id)
+        context = self._http(context_id)
+        try:
+            if context.buffer_response_body:
+                size = _hostcalls.get_buffer_status(BufferType.HTTP_RESPONSE_BODY)[0]
+                body = Body(BufferType.HTTP_RESPONSE_BODY, size, self, context_id)
+                result = context.on_response_body(body, True)
+                if result is not None and result is not _CONTINUE:
+                    return self._action(context, result, _RESPONSE)
+            result = context.on_response_trailers(context.response_trailers)
+        except Exception as exc:
+            return self._failed(context, exc, _RESPONSE, "on_response_trailers")
+        return self._action(context, result, _RESPONSE)
+
+    def _http(self, context_id: int) -> HttpContext:
+        context = self._http_contexts.get(context_id)
+        if context is None:
+            return self._create_http(context_id)
+        return context
+
+    # -- TCP callbacks -----------------------------------------------------------------
+
+    def _tcp(self, context_id: int) -> TcpContext:
+        context = self._tcp_contexts.get(context_id)
+        if context is None:
+            return self._create_tcp(context_id)
+        return context
+
+    def on_new_connection(self, context_id: int) -> int:
+        self._enter(context_id)
+        context = self._tcp(context_id)
+        try:
+            result = context.on_new_connection()
+        except Exception as exc:
+            return self._failed(context, exc, _DOWNSTREAM, "on_new_connection")
+        return self._action(context, result, _DOWNSTREAM)
+
+    def on_downstream_data(self, context_id: int, data_size: int, end_of_stream: int) -> int:
+        self._enter(context_id)
+        context = self._tcp(context_id)
+        data = Body(BufferType.DOWNSTREAM_DATA, data_size, self, context_id)
+        try:
+            result = context.on_downstream_data(data, end_of_stream != 0)
+        except Exception as exc:
+            return self._failed(context, exc, _DOWNSTREAM, "on_downstream_data")
+        return self._action(context, result, _DOWNSTREAM)
+
+    def on_upstream_data(self, context_id: int, data_size: int, end_of_stream: int) -> int:
+        self._enter(context_id)
+        context = self._tcp(context_id)
+        data = Body(BufferType.UPSTREAM_DATA, data_size, self, context_id)
+        try:
+            result = context.on_upstream_data(data, end_of_stream != 0)
+        except Exception as exc:
+            return self._failed(context, exc, _UPSTREAM, "on_upstream_data")
+        return self._action(context, result, _UPSTREAM)
+
+    def on_downstream_connection_close(self, context_id: int, peer_type: int) -> None:
+        self._enter(context_id)
+        context = self._tcp(context_id)
+        try:
+            context.on_downstream_close(_peer(peer_type))
+        except Exception as exc:
+            self._log_exception(exc, f"{type(context).__qualname__}.on_downstream_close")
+
+    def on_upstream_connection_close(self, context_id: int, peer_type: int) -> None:
+        self._enter(context_id)
+        context = self._tcp(context_id)
+        try:
+            context.on_upstream_close(_peer(peer_type))
+        except Exception as exc:
+            self._log_exception(exc, f"{type(context).__qualname__}.on_upstream_close")
+
+    # -- callout callbacks -------------------------------------------------------------
+
+    def on_http_call_response(
+        self, context_id: int, token: int, num_headers: int, body_size: int, num_trailers: int
+    ) -> None:
+        self._enter(context_id)
+        callout = self._http_calls.pop(token, None)
+        if callout is None or callout.context._deleted:
+            return
+        try:
+            headers = self._read_map(MapType.HTTP_CALL_RESPONSE_HEADERS, num_headers)
+            body = self._read_buffer(BufferType.HTTP_CALL_RESPONSE_BODY, body_size)
+            trailers = self._read_map(MapType.HTTP_CALL_RESPONSE_TRAILERS, num_trailers)
+        except HostcallError as exc:
+            self._log_exception(exc, f"reading the response of HTTP call {token}")
+            headers, body, trailers = Headers(), b"", Headers()
+        response = HttpResponse(callout.upstream, headers, body, trailers)
+        if callout.task is not None:
+            error: Exception | None = None
+            if response.failed:
+                error = HttpCallFailed(callout.upstream, "no response (reset, no healthy upstream, or response too large)")
+            elif response.timed_out:
+                error = HttpCallTimeout(callout.upstream, "timed out")
+            self._resume(callout.task, response, error)
+        elif callout.callback is not None:
+            self._run_callback(callout.context, callout.callback, response, "HTTP call callback")
+
+    def on_grpc_receive_initial_metadata(self, context_id: int, token: int, num_headers: int) -> None:
+        self._enter(context_id)
+        stream = self._grpc_streams.get(token)
+        if stream is None:
+            return
+        stream.initial_metadata = self._read_map(MapType.GRPC_RECEIVE_INITIAL_METADATA, num_headers)
+        if stream.handler is not None:
+            self._run_callback(
+                self._contexts.get(context_id),
+                lambda m: stream.handler.on_initial_metadata(stream, m),  # type: ignore[union-attr]
+                stream.initial_metadata,
+                "gRPC stream on_initial_metadata",
+            )
+
+    def on_grpc_receive_trailing_metadata(self, context_id: int, token: int, num_trailers: int) -> None:
+        self._enter(context_id)
+        stream = self._grpc_streams.get(token)
+        if stream is None:
+            return
+        stream.trailing_metadata = self._read_map(MapType.GRPC_RECEIVE_TRAILING_METADATA, num_trailers)
+        if stream.handler is not None:
+            self._run_callback(
+                self._contexts.get(context_id),
+                lambda m: stream.handler.on_trailing_metadata(stream, m),  # type: ignore[union-attr]
+                stream.trailing_metadata,
+                "gRPC stream on_trailing_metadata",
+            )
+
+    def on_grpc_receive(self, context_id: int, token: int, message_size: int) -> None:
+        self._enter(context_id)
+        message = self._read_buffer(BufferType.GRPC_RECEIVE_BUFFER, message_size)
+        call = self._grpc_calls.pop(token, None)
+        if call is not None:  # a unary call: its one reply
+            if call.context._deleted:
+                return
+            if call.task is not None:
+                self._resume(call.task, message)
+            elif call.callback is not None:
+                self._run_callback(call.context, call.callback, GrpcResponse(0, message), "gRPC call callback")
+            return
+        stream = self._grpc_streams.get(token)
+        if stream is None:
+            return
+        stream._inbox.append(message)
+        if stream.handler is not None:
+            self._run_callback(
+                self._contexts.get(context_id),
+                lambda m: stream.handler.on_message(stream, m),  # type: ignore[union-attr]
+                message,
+                "gRPC stream on_message",
+            )
+        waiter = self._stream_waiters.pop(token, None)
+        if waiter is not None:
+            self._resume(waiter, None)
+
+    def on_grpc_close(self, context_id: int, token: int, status_code: int) -> None:
+        self._enter(context_id)
+        try:
+            status_message = to_str(_hostcalls.get_status()[1])
+        except HostcallError:
+            status_message = ""
+        call = self._grpc_calls.pop(token, None)
+        if call is not None:  # a unary call that failed
+            if call.context._deleted:
+                return
+            if call.task is not None:
+                error = GrpcCallError(call.upstream, call.service, call.method, status_code, status_message)
+                self._resume(call.task, None, error)
+            elif call.callback is not None:
+                response = GrpcResponse(status_code or 2, b"", status_message)
+                self._run_callback(call.context, call.callback, response, "gRPC call callback")
+            return
+        stream = self._grpc_streams.pop(token, None)
+        if stream is None:
+            return
+        stream.closed = True
+        stream.status = status_code
+        stream.status_message = status_message
+        if stream.handler is not None:
+            self._run_callback(
+                self._contexts.get(context_id),
+                lambda s: stream.handler.on_close(stream, s, status_message),  # type: ignore[union-attr]
+                status_code,
+                "gRPC stream on_close",
+            )
+        waiter = self._stream_waiters.pop(token, None)
+        if waiter is not None:
+            self._resume(waiter, None)
+
+    # -- the coroutine driver ------------------------------------------------------------
+
+    def _start(self, context: Context, coroutine: Coroutine[Any, Any, Any], stream: StreamType | None) -> int:
+        """Run an ``async`` callback until it first suspends; PAUSE its stream if it does."""
+        task = Task(coroutine, context, stream)
+        try:
+            finished, result = self._advance(task, None, None)
+        except Exception as exc:
+            if stream is None:
+                self._log_exception(exc, f"{type(context).__qualname__} async callback")
+                return _CONTINUE
+            return self._failed(context, exc, stream, getattr(coroutine, "__qualname__", "callback"))
+        if finished:
+            if stream is None:
+                return _CONTINUE
+            return self._action(context, result, stream)
+        if context._tasks is None:
+            context._tasks = []
+        context._tasks.append(task)
+        if stream is not None:
+            held = context._held  # type: ignore[attr-defined]
+            if held.__class__ is tuple:
+                held = context._held = [0, 0, 0, 0]  # type: ignore[attr-defined]
+                context._wants_pause = [False, False, False, False]  # type: ignore[attr-defined]
+            held[stream] += 1
+            return _PAUSE
+        return _CONTINUE
+
+    def _advance(self, task: Task, value: object, error: BaseException | None) -> tuple[bool, Any]:
+        """Drive `task` until it waits for the host (False, None) or ends (True, result)."""
+        coroutine = task.coroutine
+        while True:
+            try:
+                if error is None:
+                    request = coroutine.send(value)
+                else:
+                    request = coroutine.throw(error)
+            except StopIteration as stop:
+                return True, stop.value
+            error = self._file(task, request)
+            if error is None:
+                return False, None
+            value = None
+
+    def _file(self, task: Task, request: object) -> Exception | None:
+        """Record what a suspended task waits for; an exception to throw if impossible."""
+        if not isinstance(request, Suspend):
+            return TypeError(
+                f"cannot await {request!r} in a proxy-wasm callback: only the SDK's "
+                "awaitables (http_call, grpc_call, GrpcStream.receive, sleep) can be awaited"
+            )
+        kind = request.kind
+        key = request.key
+        if kind == WaitKind.HTTP_CALL or kind == WaitKind.GRPC_CALL:
+            table = self._http_calls if kind == WaitKind.HTTP_CALL else self._grpc_calls
+            callout = table.get(key)
+            if callout is None:
+                return RuntimeError(f"no pending call with token {key}")
+            callout.task = task
+        elif kind == WaitKind.GRPC_STREAM:
+            if key not in self._grpc_streams:
+                return RuntimeError(f"no open gRPC stream with token {key}")
+            self._stream_waiters[key] = task
+        elif kind == WaitKind.SLEEP:
+            self._add_sleeper(task, key)
+        else:
+            return RuntimeError(f"unknown wait kind {kind}")
+        return None
+
+    def _resume(self, task: Task, value: object, error: BaseException | None = None) -> None:
+        """Continue a suspended task with `value` (or by raising `error` in it)."""
+        context = task.context
+        if context._deleted:
+            return
+        if self.effective_context_id != context.id:
+            try:
+                self.activate(context.id)
+            except HostcallError:
+                self._forget_task(task)
+                task.coroutine.close()
+                return
+        try:
+            finished, result = self._advance(task, value, error)
+        except Exception as exc:
+            self._forget_task(task)
+            self._task_failed(task, exc)
+            return
+        if finished:
+            self._forget_task(task)
+            self._task_finished(task, result)
+
+    def _forget_task(self, task: Task) -> None:
+        tasks = task.context._tasks
+        if tasks is not None and task in tasks:
+            tasks.remove(task)
+
+    def _task_finished(self, task: Task, result: object) -> None:
+        stream = task.stream
+        if stream is None:
+            return
+        context = task.context
+        held: list[int] = context._held  # type: ignore[attr-defined]
+        held[stream] -= 1
+        wants_pause: list[bool] = context._wants_pause  # type: ignore[attr-defined]
+        if result is not None and result == _PAUSE:
+            wants_pause[stream] = True
+            return
+        if held[stream] == 0 and not wants_pause[stream] and not context._local_reply:  # type: ignore[attr-defined]
+            context._continue(stream)
+
+    def _task_failed(self, task: Task, exc: Exception) -> None:
+        context = task.context
+        stream = task.stream
+        self._log_exception(exc, f"{type(context).__qualname__} async callback (context {context.id})")
+        if stream is None:
+            return
+        context._held[stream] -= 1  # type: ignore[attr-defined]
+        if context.fail_open:
+            self._task_finished_open(task)
+        else:
+            self._fail_closed(context, stream)
+
+    def _task_finished_open(self, task: Task) -> None:
+        context = task.context
+        stream = task.stream
+        assert stream is not None
+        if context._held[stream] == 0 and not context._local_reply:  # type: ignore[attr-defined]
+            context._continue(stream)
+
+    def _while_held(self, context: Context, result: int, stream: StreamType) -> int:
+        """A callback on a direction an ``async`` callback still holds: stay paused."""
+        context._wants_pause[stream] = result == _PAUSE  # type: ignore[attr-defined]
+        return _PAUSE
+
+    def _action(self, context: Context, result: object, stream: StreamType) -> int:
+        if result is None:
+            result = _CONTINUE
+        elif not isinstance(result, int):
+            return self._start(context, result, stream)  # type: ignore[arg-type]
+        if context._held[stream]:  # type: ignore[attr-defined]
+            return self._while_held(context, result, stream)
+        return result
+
+    # -- timers ------------------------------------------------------------------------
+
+    def _add_sleeper(self, task: Task, milliseconds: int) -> None:
+        root = task.context.root
+        timers = self._timers.get(root.id)
+        if timers is None:
+            timers = self._timers[root.id] = _Timers()
+        now = _hostcalls.get_current_time_nanoseconds()
+        if timers.user_period_ms and not timers.sleepers:
+            timers.next_user_tick_ns = now + timers.user_period_ms * 1_000_000
+        timers.sequence += 1
+        heappush(timers.sleepers, (now + milliseconds * 1_000_000, timers.sequence, task))
+        self._program_ticks(timers, now)
+
+    def _program_ticks(self, timers: _Timers, now: int) -> None:
+        """Set the host tick period to reach the next deadline (sleeper or user tick)."""
+        candidates = []
+        if timers.sleepers:
+            candidates.append(timers.sleepers[0][0] - now)
+            if timers.user_period_ms:
+                candidates.append(timers.next_user_tick_ns - now)
+        elif timers.user_period_ms:
+            candidates.append(timers.user_period_ms * 1_000_000)
+        period = max(1, -(-min(candidates) // 1_000_000)) if candidates else 0
+        if period != timers.host_period_ms:
+            _hostcalls.set_tick_period_milliseconds(period)
+            timers.host_period_ms = period
+
+    # -- failure behaviour ---------------------------------------------------------------
+
+    def _failed(self, context: Context, exc: Exception, stream: StreamType, callback: str) -> int:
+        """An exception escaped a stream callback: log it, then fail open or closed.
+
+        Fail closed (the default): an HTTP stream is answered with a 500 local response
+        (details ``python_plugin_exception``) or reset if the answer cannot be sent any
+        more; a TCP connection is closed. Either way the callback returns PAUSE.
+        Fail open: the callback returns CONTINUE, as if nothing happened.
+        """
+        self._log_exception(exc, f"{type(context).__qualname__}.{callback} (context {context.id})")
+        if context.fail_open:
+            return _CONTINUE
+        self._fail_closed(context, stream)
+        return _PAUSE
+
+    def _fail_closed(self, context: Context, stream: StreamType) -> None:
+        try:
+            if isinstance(context, HttpContext):
+                if not context._local_reply:
+                    try:
+                        context.send_local_response(
+                            500, b"plugin error\n", details=FAILURE_DETAILS
+                        )
+                    except HostcallError:
+                        context._close(stream)
+            else:
+                context._close(_DOWNSTREAM)
+        except Exception as exc:  # never let failure handling fail the VM
+            self._log_exception(exc, "failing closed")
+
+    def _run_callback(
+        self, context: Context | None, callback: Callable[[Any], object], argument: object, what: str
+    ) -> None:
+        try:
+            result = callback(argument)
+            if result is not None and hasattr(result, "send") and context is not None:
+                self._start(context, result, None)  # type: ignore[arg-type]
+        except Exception as exc:
+            name = type(context).__qualname__ if context is not None else "plugin"
+            self._log_exception(exc, f"{name} {what}")
+            if context is not None and not context.fail_open and isinstance(context, HttpContext):
+                self._fail_closed(context, _RESPONSE if context._response_started else _REQUEST)
+
+    # -- small helpers -------------------------------------------------------------------
+
+    def _enter(self, context_id: int) -> None:
+        self.epoch += 1
+        self.effective_context_id = context_id
+        _current_vm[0] = self._vm_key
+
+    def _read_buffer(self, buffer_type: BufferType, size: int) -> bytes:
+        if size <= 0:
+            return b""
+        return _hostcalls.get_buffer_bytes(buffer_type, 0, size)
+
+    def _read_map(self, map_type: MapType, count: int) -> Headers:
+        headers = Headers()
+        if count > 0:
+            try:
+                headers._pairs = deserialize_header_map_bytes(_hostcalls.get_header_map_pairs(map_type))
+            except NotFound:
+                pass
+        return headers
+
+    def _log(self, level: LogLevel, message: str) -> None:
+        try:
+            _hostcalls.log(level, message.encode("utf-8", "replace"))
+        except HostcallError:
+            pass
+
+    def _log_exception(self, exc: BaseException, where: str) -> None:
+        self._log(LogLevel.ERROR, f"exception in {where}:\n{format_exception(exc)}")
+
+
+def _peer(value: int) -> PeerType:
+    try:
+        return PeerType(value)
+    except ValueError:
+        return PeerType.UNKNOWN

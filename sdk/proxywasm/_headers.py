@@ -1,0 +1,268 @@
+"""Header maps: a case-insensitive, multi-valued mapping of HTTP headers.
+
+`Headers` is a plain in-memory map (build one for a callout or a local response).
+The maps that HTTP contexts expose (request/response headers and trailers) are bound
+to the host: the first read in a callback fetches every pair with ONE
+`get_header_map_pairs` hostcall and caches them until the callback returns; each write
+is one hostcall and updates the cache, so reads after writes see the writes.
+"""
+
+from __future__ import annotations
+
+from . import _hostcalls
+from ._codec import deserialize_header_map_bytes, serialize_header_map, to_bytes
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator, Mapping
+
+    from ._dispatcher import Dispatcher
+    from ._types import MapType
+
+    HeadersLike = Mapping[str, str] | Iterable[tuple[str | bytes, str | bytes]]
+    """What APIs taking headers accept: a mapping, (name, value) pairs, or `Headers`."""
+
+
+def _key(name: str | bytes) -> bytes:
+    return (name.encode("utf-8", "surrogateescape") if isinstance(name, str) else name).lower()
+
+
+def _text(value: bytes) -> str:
+    return value.decode("utf-8", "surrogateescape")
+
+
+class Headers:
+    """Case-insensitive, multi-valued header map.
+
+    Names compare case-insensitively and are stored lower-case (as Envoy does).
+    Values are `str`; the ``*_bytes`` methods give the raw bytes. Indexing returns the
+    first value of a name; `get_all` returns every value; iteration yields
+    (name, value) pairs in order, repeated names included.
+    """
+
+    __slots__ = ("_pairs",)
+
+    def __init__(self, headers: HeadersLike | None = None) -> None:
+        self._pairs: list[tuple[bytes, bytes]] = []
+        if headers is not None:
+            for name, value in _pairs_of(headers):
+                self._pairs.append((_key(name), to_bytes(value)))
+
+    # -- reading ---------------------------------------------------------------------
+
+    def _load(self) -> list[tuple[bytes, bytes]]:
+        return self._pairs
+
+    def get(self, name: str | bytes, default: str | None = None) -> str | None:
+        """The first value of header `name`, or `default` when it is absent."""
+        key = _key(name)
+        for k, v in self._load():
+            if k == key:
+                return _text(v)
+        return default
+
+    def get_bytes(self, name: str | bytes) -> bytes | None:
+        """The first value of header `name` as raw bytes, or None."""
+        key = _key(name)
+        for k, v in self._load():
+            if k == key:
+                return v
+        return None
+
+    def get_all(self, name: str | bytes) -> list[str]:
+        """Every value of header `name`, in order (empty when absent)."""
+        key = _key(name)
+        return [_text(v) for k, v in self._load() if k == key]
+
+    def __getitem__(self, name: str | bytes) -> str:
+        value = self.get(name)
+        if value is None:
+            raise KeyError(name)
+        return value
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, (str, bytes)):
+            return False
+        key = _key(name)
+        return any(k == key for k, _ in self._load())
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self.items())
+
+    def __len__(self) -> int:
+        """Number of (name, value) pairs, repeated names counted each time."""
+        return len(self._load())
+
+    def __bool__(self) -> bool:
+        return bool(self._load())
+
+    def items(self) -> list[tuple[str, str]]:
+        """All (name, value) pairs in order, repeated names included."""
+        return [(_text(k), _text(v)) for k, v in self._load()]
+
+    def items_bytes(self) -> list[tuple[bytes, bytes]]:
+        """All (name, value) pairs as raw bytes."""
+        return list(self._load())
+
+    def names(self) -> list[str]:
+        """Distinct header names in order of first appearance."""
+        seen: dict[bytes, None] = {}
+        for k, _ in self._load():
+            seen.setdefault(k, None)
+        return [_text(k) for k in seen]
+
+    def to_dict(self) -> dict[str, str]:
+        """A plain dict; repeated headers are joined with ``,`` (as HTTP allows)."""
+        result: dict[str, str] = {}
+        for name, value in self.items():
+            result[name] = f"{result[name]},{value}" if name in result else value
+        return result
+
+    def serialize(self) -> bytes:
+        """The map in the ABI's serialized header-map layout."""
+        return serialize_header_map(self._load())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Headers):
+            return self._load() == other._load()
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.items()!r})"
+
+    # -- writing ---------------------------------------------------------------------
+
+    def set(self, name: str | bytes, value: str | bytes) -> None:
+        """Set header `name` to `value`, replacing every existing value."""
+        self._replace_cached(_key(name), to_bytes(value))
+
+    def __setitem__(self, name: str | bytes, value: str | bytes) -> None:
+        self.set(name, value)
+
+    def add(self, name: str | bytes, value: str | bytes) -> None:
+        """Add one more value for `name`, keeping the existing ones."""
+        self._pairs.append((_key(name), to_bytes(value)))
+
+    def remove(self, name: str | bytes) -> None:
+        """Remove every value of `name`; removing an absent header is not an error."""
+        self._remove_cached(_key(name))
+
+    def __delitem__(self, name: str | bytes) -> None:
+        key = _key(name)
+        if not any(k == key for k, _ in self._load()):
+            raise KeyError(name)
+        self.remove(name)
+
+    def replace_all(self, headers: HeadersLike) -> None:
+        """Replace the whole map with `headers`."""
+        self._pairs = [(_key(n), to_bytes(v)) for n, v in _pairs_of(headers)]
+
+    def _replace_cached(self, key: bytes, value: bytes) -> None:
+        pairs = self._pairs
+        for index, (k, _) in enumerate(pairs):
+            if k == key:
+                pairs[index] = (key, value)
+                pairs[index + 1 :] = [p for p in pairs[index + 1 :] if p[0] != key]
+                return
+        pairs.append((key, value))
+
+    def _remove_cached(self, key: bytes) -> None:
+        self._pairs = [p for p in self._pairs if p[0] != key]
+
+
+class HostHeaders(Headers):
+    """A header map owned by the host (request/response headers, trailers).
+
+    Reads are served from a per-callback cache filled by one hostcall; writes go to
+    the host straight away (one hostcall each) and keep the cache coherent.
+    """
+
+    __slots__ = ("_map_type", "_dispatcher", "_context_id", "_epoch")
+
+    def __init__(self, map_type: MapType, dispatcher: Dispatcher, context_id: int) -> None:
+        super().__init__()
+        self._map_type = map_type
+        self._dispatcher = dispatcher
+        self._context_id = context_id
+        self._epoch = -1
+
+    def _load(self) -> list[tuple[bytes, bytes]]:
+        dispatcher = self._dispatcher
+        if self._epoch != dispatcher.epoch:
+            if dispatcher.effective_context_id != self._context_id:
+                dispatcher.activate(self._context_id)
+            self._pairs = deserialize_header_map_bytes(_hostcalls.get_header_map_pairs(self._map_type))
+            self._epoch = dispatcher.epoch
+        return self._pairs
+
+    def _cached(self) -> bool:
+        """Whether the cache is valid for the current callback (then writes update it)."""
+        return self._epoch == self._dispatcher.epoch
+
+    def _activate(self) -> None:
+        dispatcher = self._dispatcher
+        if dispatcher.effective_context_id != self._context_id:
+            dispatcher.activate(self._context_id)
+
+    def set(self, name: str | bytes, value: str | bytes) -> None:
+        """Set header `name` to `value`, replacing every existing value (one hostcall)."""
+        key = _key(name)
+        data = to_bytes(value)
+        self._activate()
+        _hostcalls.replace_header_map_value(self._map_type, key, data)
+        if self._cached():
+            self._replace_cached(key, data)
+
+    def add(self, name: str | bytes, value: str | bytes) -> None:
+        """Add one more value for `name` (one hostcall)."""
+        key = _key(name)
+        data = to_bytes(value)
+        self._activate()
+        _hostcalls.add_header_map_value(self._map_type, key, data)
+        if self._cached():
+            self._pairs.append((key, data))
+
+    def remove(self, name: str | bytes) -> None:
+        """Remove every value of `name` (one hostcall); absent headers are fine."""
+        key = _key(name)
+        self._activate()
+        _hostcalls.remove_header_map_value(self._map_type, key)
+        if self._cached():
+            self._remove_cached(key)
+
+    def replace_all(self, headers: HeadersLike) -> None:
+        """Replace the whole map with `headers` in one `set_header_map_pairs` hostcall."""
+        pairs = [(_key(n), to_bytes(v)) for n, v in _pairs_of(headers)]
+        self._activate()
+        _hostcalls.set_header_map_pairs(self._map_type, serialize_header_map(pairs))
+        self._pairs = pairs
+        self._epoch = self._dispatcher.epoch
+
+    def update(self, headers: HeadersLike) -> None:
+        """Set several headers at once: one `set_header_map_pairs` for the whole map.
+
+        Each name in `headers` replaces every existing value of that name; other
+        headers stay. Cheaper than one `set` per header when there are several.
+        """
+        merged = Headers(self.items_bytes())
+        for name, value in _pairs_of(headers):
+            merged.set(name, value)
+        self.replace_all(merged.items_bytes())
+
+
+def _pairs_of(headers: HeadersLike) -> Iterable[tuple[str | bytes, str | bytes]]:
+    if isinstance(headers, Headers):
+        return headers.items_bytes()
+    items = getattr(headers, "items", None)
+    if items is not None:
+        return items()  # type: ignore[no-any-return]
+    return headers  # type: ignore[return-value]
+
+
+def serialize_headers(headers: HeadersLike | None) -> bytes:
+    """`headers` in the ABI layout (empty map for None)."""
+    if headers is None:
+        return b"\0\0\0\0"
+    return serialize_header_map((_key(n), v) for n, v in _pairs_of(headers))

@@ -1,0 +1,129 @@
+"""Metrics: counters, gauges and histograms that Envoy exports with its own stats.
+
+Metric objects can be created at module level: they are defined on the host lazily,
+on first use, because hostcalls are not allowed while the module is being loaded.
+Envoy prefixes their names with ``wasmcustom.``.
+
+Tags become part of the stat name as ``<name>.<tag>=<value>`` segments, sorted by tag
+(dots in values become ``_``). Envoy turns them into Prometheus labels with one
+``stats_tags`` rule per tag name, for example::
+
+    stats_config:
+      stats_tags:
+      - tag_name: method
+        regex: "(\\\\.method=([^.]*))"
+"""
+
+from __future__ import annotations
+
+from . import _hostcalls
+from ._types import MetricType
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+
+def stat_name(name: str, tags: Mapping[str, str] | None = None) -> str:
+    """The Envoy stat name for metric `name` with `tags`."""
+    if not tags:
+        return name
+    parts = [name]
+    for key in sorted(tags):
+        parts.append(f"{key}={str(tags[key]).replace('.', '_')}")
+    return ".".join(parts)
+
+
+class _Metric:
+    _type: MetricType
+
+    __slots__ = ("name", "tags", "_ids", "_children")
+
+    def __init__(self, name: str, tags: Mapping[str, str] | None = None) -> None:
+        self.name = stat_name(name, tags)
+        """The full stat name, tags included (without Envoy's ``wasmcustom.``)."""
+        self.tags = dict(tags or {})
+        self._ids: dict[int, int] = {}
+        self._children: dict[tuple[tuple[str, str], ...], _Metric] = {}
+
+    def _id(self) -> int:
+        # One id per VM: with the emulator, one process can run several VMs whose
+        # seams hand out independent ids (the host context tells them apart).
+        vm = _vm_key()
+        metric_id = self._ids.get(vm)
+        if metric_id is None:
+            metric_id = self._ids[vm] = _hostcalls.define_metric(self._type, self.name.encode())
+        return metric_id
+
+    def _tagged(self, tags: Mapping[str, str]) -> _Metric:
+        key = tuple(sorted(tags.items()))
+        child = self._children.get(key)
+        if child is None:
+            merged = {**self.tags, **tags}
+            base = self.name.split(".", 1)[0] if self.tags else self.name
+            child = self._children[key] = type(self)(base, merged)
+        return child
+
+    def get(self) -> int:
+        """The current value (from the host)."""
+        return _hostcalls.get_metric(self._id())
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
+
+
+class Counter(_Metric):
+    """A monotonically increasing count."""
+
+    __slots__ = ()
+    _type = MetricType.COUNTER
+
+    def inc(self, amount: int = 1) -> None:
+        """Add `amount` (default 1)."""
+        _hostcalls.increment_metric(self._id(), amount)
+
+    def with_tags(self, **tags: str) -> Counter:
+        """The counter with these extra tags (created once, then reused)."""
+        return self._tagged(tags)  # type: ignore[return-value]
+
+
+class Gauge(_Metric):
+    """A value that goes up and down."""
+
+    __slots__ = ()
+    _type = MetricType.GAUGE
+
+    def set(self, value: int) -> None:
+        """Set the gauge to `value`."""
+        _hostcalls.record_metric(self._id(), value)
+
+    def add(self, delta: int) -> None:
+        """Add `delta` (negative to subtract)."""
+        _hostcalls.increment_metric(self._id(), delta)
+
+    def with_tags(self, **tags: str) -> Gauge:
+        """The gauge with these extra tags (created once, then reused)."""
+        return self._tagged(tags)  # type: ignore[return-value]
+
+
+class Histogram(_Metric):
+    """A distribution of recorded values (latencies, sizes)."""
+
+    __slots__ = ()
+    _type = MetricType.HISTOGRAM
+
+    def record(self, value: int) -> None:
+        """Record one observation."""
+        _hostcalls.record_metric(self._id(), value)
+
+    def with_tags(self, **tags: str) -> Histogram:
+        """The histogram with these extra tags (created once, then reused)."""
+        return self._tagged(tags)  # type: ignore[return-value]
+
+
+_current_vm = [0]
+"""Set by each dispatcher when it enters a callback (see `Dispatcher._enter`)."""
+
+
+def _vm_key() -> int:
+    return _current_vm[0]
