@@ -114,7 +114,7 @@ def istio(plugin_dir: Path | None, url: str, sha256: str | None, wasm: Path | No
           --sha256 <digest from pwtool push> --selector app=web --phase STATS
     """
     try:
-        info = _plugin(plugin_dir, None, root_id)
+        info = _plugin(plugin_dir, plugin_name, root_id)
         if sha256 and wasm:
             raise ManifestError("pass --sha256 or --wasm, not both")
         if wasm is not None:

@@ -1,0 +1,146 @@
+"""``pwtool manifest istio``: WasmPlugin rendering, CRD schema validation and the CEL rules."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from pwtool.cli import main
+from pwtool.manifests import (
+    ManifestError, crd_path, merge_settings, render_wasmplugin, url_scheme_ok, validate_wasmplugin,
+)
+from pwtool.oci import build_image
+
+SHA = "ab" * 32
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, ["manifest", "istio", *args], prog_name="pwtool")
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_packaged_crd_is_the_shared_one(shared_crd: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PWTOOL_WASMPLUGIN_CRD")
+    assert crd_path().read_bytes() == shared_crd.read_bytes()
+
+
+def test_full_render_from_plugin_dir(plugin_dir: Path, wasm_path: Path, tmp_path: Path) -> None:
+    out = tmp_path / "wp.yaml"
+    code, _, err = run(str(plugin_dir), "--url", "oci://registry.example:5000/team/demo:v1", "--wasm", str(wasm_path),
+                       "-n", "web", "--set", "limits.max_requests=25", "--set", "extra.enabled=true",
+                       "--set", "greeting=hello there", "--phase", "AUTHZ", "--priority", "100",
+                       "--fail-strategy", "FAIL_RELOAD", "--selector", "app=web", "--selector", "tier=front",
+                       "--match-mode", "SERVER", "--match-port", "8080", "--match-port", "9090",
+                       "--pull-policy", "Always", "--pull-secret", "regcred", "--env", "MODE=prod",
+                       "--host-env", "POD_NAME", "--type", "HTTP", "-o", str(out))
+    assert code == 0, err
+    doc = yaml.safe_load(out.read_text())
+    validate_wasmplugin(doc)
+    assert doc["apiVersion"] == "extensions.istio.io/v1alpha1" and doc["kind"] == "WasmPlugin"
+    assert doc["metadata"] == {"name": "demo-plugin", "namespace": "web"}
+    spec = doc["spec"]
+    # For oci:// URLs Istio compares sha256 with the image manifest digest: the one `pwtool push` produces.
+    assert spec["sha256"] == build_image(wasm_path.read_bytes()).digest.removeprefix("sha256:")
+    assert spec["pluginName"] == "demo_root"
+    assert spec["pluginConfig"] == {"greeting": "hello there", "limits": {"max_requests": 25, "timeout_ms": 500},
+                                    "hosts": ["a", "b"], "extra": {"enabled": True}}
+    assert spec["selector"] == {"matchLabels": {"app": "web", "tier": "front"}}
+    assert spec["match"] == [{"mode": "SERVER", "ports": [{"number": 8080}, {"number": 9090}]}]
+    assert (spec["phase"], spec["priority"], spec["failStrategy"]) == ("AUTHZ", 100, "FAIL_RELOAD")
+    assert (spec["imagePullPolicy"], spec["imagePullSecret"], spec["type"]) == ("Always", "regcred", "HTTP")
+    assert spec["vmConfig"]["env"] == [{"name": "MODE", "value": "prod"}, {"name": "POD_NAME", "valueFrom": "HOST"}]
+
+
+def test_http_url_uses_module_sha256_and_target_refs(plugin_dir: Path, wasm_path: Path) -> None:
+    import hashlib
+
+    code, out, err = run(str(plugin_dir), "--url", "https://files.example/demo.wasm", "--wasm", str(wasm_path),
+                         "--target-ref", "Gateway/edge", "--target-ref", "Service/api", "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["spec"]["sha256"] == hashlib.sha256(wasm_path.read_bytes()).hexdigest()
+    assert doc["spec"]["targetRefs"] == [{"kind": "Gateway", "name": "edge", "group": "gateway.networking.k8s.io"},
+                                         {"kind": "Service", "name": "api"}]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--sha256", "xyz"], "is not 64 hex digits"),
+    (["--sha256", "A" * 63], "is not 64 hex digits"),
+    (["--selector", "app=web", "--target-ref", "Gateway/gw"], "not both"),
+    (["--set", "novalue"], "expected KEY=VALUE"),
+    (["--selector", "app=we*b"], "wildcard not allowed"),
+    (["--name", "Bad_Name"], "metadata.name"),
+    (["--target-ref", "a/b/c/d"], "KIND/NAME"),
+])
+def test_broken_inputs_are_refused(plugin_dir: Path, args: list[str], message: str) -> None:
+    code, out, err = run(str(plugin_dir), "--url", "oci://r.example/x:v1", *args)
+    assert code == 1 and message in err and out == ""
+
+
+def test_unknown_phase_and_missing_plugin(plugin_dir: Path, tmp_path: Path) -> None:
+    code, _, err = run(str(plugin_dir), "--url", "oci://r.example/x:v1", "--phase", "LATE")
+    assert code == 2 and "'LATE' is not one of" in err
+    with pytest.raises(ManifestError, match="phase"):
+        render_wasmplugin(name="x", url="oci://r.example/x:v1", phase="LATE")
+    code, _, err = run(str(tmp_path), "--url", "oci://r.example/x:v1")
+    assert code == 1 and "plugin.toml not found" in err
+
+
+@pytest.mark.parametrize(("url", "ok"), [
+    ("oci://ghcr.io/me/x:v1", True), ("https://h.example/a.wasm", True), ("http://h/a.wasm", True),
+    ("file:///opt/a.wasm", True), ("ghcr.io/me/x:v1", True), ("ftp://h/a.wasm", False),
+    ("gs://bucket/a.wasm", False), ("not a url", False),
+])
+def test_url_scheme_rule(url: str, ok: bool) -> None:
+    assert url_scheme_ok(url) is ok
+    if not ok:
+        with pytest.raises(ManifestError, match="url must have schema"):
+            render_wasmplugin(name="x", url=url)
+
+
+def _valid() -> dict[str, Any]:
+    return render_wasmplugin(name="demo", url="oci://r.example/x:v1", sha256=SHA, selector={"app": "web"},
+                             plugin_config={"any": {"nested": ["thing"]}})
+
+
+@pytest.mark.parametrize(("mutate", "message"), [
+    (lambda d: d["spec"].update(unknownField=1), "Additional properties"),
+    (lambda d: d["spec"]["selector"].update(matchExpressions=[]), "Additional properties"),
+    (lambda d: d["metadata"].update(uid="x"), "Additional properties"),
+    (lambda d: d.update(status2={}), "Additional properties"),
+    (lambda d: d["spec"].update(targetRefs=[{"kind": "Gateway", "name": "g"}]), "only one of targetRefs or selector"),
+    (lambda d: d["spec"].update(targetRef={"kind": "Gateway", "name": "g"}), "only one of targetRefs or selector"),
+    (lambda d: d["spec"].update(sha256="XYZ"), "sha256"),
+    (lambda d: d["spec"].update(phase="LATE"), "phase"),
+    (lambda d: d["spec"].update(priority=2 ** 31), "int32"),
+    (lambda d: d["spec"].pop("url"), "'url' is a required property"),
+    (lambda d: d["spec"].update(vmConfig={"env": [{"name": "A", "valueFrom": "HOST", "value": "x"}]}),
+     "value may only be set when valueFrom is INLINE"),
+    (lambda d: d.update(kind="EnvoyFilter"), "kind"),
+])
+def test_schema_and_cel_violations(mutate: Any, message: str) -> None:
+    doc = _valid()
+    validate_wasmplugin(copy.deepcopy(doc))
+    mutate(doc)
+    with pytest.raises(ManifestError) as err:
+        validate_wasmplugin(doc)
+    assert message in str(err.value) and "WasmPlugin" in str(err.value)
+
+
+def test_cross_namespace_target_ref_refused() -> None:
+    with pytest.raises(ManifestError, match="cross namespace"):
+        render_wasmplugin(name="x", url="oci://r.example/x:v1",
+                          target_refs=[{"kind": "Gateway", "name": "g", "namespace": "other"}])
+
+
+def test_merge_settings_types_and_errors() -> None:
+    merged = merge_settings({"a": {"b": 1}, "c": "x"}, ["a.b=2", "a.d=[1, 2]", "e=false", "f=", "g=01x"])
+    assert merged == {"a": {"b": 2, "d": [1, 2]}, "c": "x", "e": False, "f": "", "g": "01x"}
+    with pytest.raises(ManifestError, match="is not a table"):
+        merge_settings({"c": "x"}, ["c.d=1"])
