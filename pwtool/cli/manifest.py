@@ -41,12 +41,25 @@ def _pairs(items: tuple[str, ...], flag: str) -> dict[str, str]:
     return out
 
 
-def _emit(text: str, output: Path | None) -> None:
+def _leading_comments(path: Path) -> str:
+    """The comment block at the top of an existing file (kept when the file is regenerated)."""
+    if not path.is_file():
+        return ""
+    lines = []
+    for line in path.read_text().splitlines(keepends=True):
+        if not line.startswith("#"):
+            break
+        lines.append(line)
+    return "".join(lines)
+
+
+def _emit(text: str, output: Path | None, keep_header: bool = False) -> None:
     if output is None:
         click.echo(text, nl=False)
     else:
+        header = _leading_comments(output) if keep_header else ""
         output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text)
+        output.write_text(header + text)
         click.echo(f"wrote {output}", err=True)
 
 
@@ -96,7 +109,8 @@ def command() -> None:
 @click.option("--host-env", "host_env", multiple=True, metavar="NAME",
               help="VM environment variable taken from the proxy's host; repeatable.")
 @click.option("--type", "plugin_type", type=click.Choice(["HTTP", "NETWORK"]), help="spec.type.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here, not stdout.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write here, not stdout (a leading # comment block in an existing file is kept).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of YAML.")
 def istio(plugin_dir: Path | None, url: str, sha256: str | None, wasm: Path | None, fmt: str, manifest_type: str,
           name: str | None, namespace: str | None, plugin_name: str | None, root_id: str | None,
@@ -149,7 +163,7 @@ def istio(plugin_dir: Path | None, url: str, sha256: str | None, wasm: Path | No
         raise click.ClickException(str(exc)) from exc
     if sha256 is None and not url.startswith("oci://"):
         click.echo(f"warning: no --sha256 for {url}; Istio will load whatever that URL serves", err=True)
-    _emit(json.dumps(doc, indent=2) + "\n" if as_json else to_yaml(doc), output)
+    _emit(json.dumps(doc, indent=2) + "\n" if as_json else to_yaml(doc), output, keep_header=not as_json)
 
 
 @command.command("envoy")
