@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner
-from conftest import ENVOY, envoy_validate, next_base_id
+from mftools import ENVOY, envoy_validate, next_base_id
 
 from pwtool.cli import main
 from pwtool.manifests import bootstrap, ecds_filter, fetch_cluster, http_filter

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
-from conftest import REPO
+from mftools import REPO
 
 from pwtool.cli import main
 from pwtool.manifests import load_plugin, validate_wasmplugin

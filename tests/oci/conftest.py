@@ -7,9 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from regtools import CA, RegistryProcess, TokenServer, compile_test_module
-
-USER, PASSWORD = "alice", "s3cret-pw"
+from regtools import CA, PASSWORD, USER, RegistryProcess, TokenServer, compile_test_module
 
 
 @pytest.fixture(scope="session")

@@ -20,6 +20,8 @@ from typing import Any
 
 import yaml
 
+USER, PASSWORD = "alice", "s3cret-pw"
+
 ZIG_MODULE_C = r"""
 #include <stdint.h>
 #define EXPORT(n) __attribute__((export_name(n)))

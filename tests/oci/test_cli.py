@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import PASSWORD, USER
-from regtools import RegistryProcess
+from regtools import PASSWORD, USER, RegistryProcess
 
 from pwtool.cli import main
 

@@ -11,8 +11,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import PASSWORD, USER
-from regtools import CA, FaultProxy, RegistryProcess, skopeo
+from regtools import CA, PASSWORD, USER, FaultProxy, RegistryProcess, skopeo
 
 from pwtool.oci import Credentials, DigestMismatchError, RegistryError, build_image, pull_wasm, push_wasm
 from pwtool.oci._image import DOCKER_LAYER_TGZ, OCI_LAYER_TGZ, WASME_CONFIG, WASME_LAYER

@@ -8,8 +8,7 @@ import random
 import urllib.request
 
 import pytest
-from conftest import PASSWORD, USER
-from regtools import CA, RegistryProcess, TokenServer
+from regtools import CA, PASSWORD, USER, RegistryProcess, TokenServer
 
 from pwtool.oci import (
     AuthError, Credentials, DigestMismatchError, FormatError, NotFoundError, Registry, RegistryError,
