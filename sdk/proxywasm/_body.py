@@ -50,7 +50,8 @@ class Body:
         if start == 0 and size is None:
             return self._all()
         if size is None:
-            size = max(0, self._size - start)
+            size = self._size - start
+        size = min(size, self._size - start)
         if self._data is not None and self._epoch == self._dispatcher.epoch:
             return self._data[start : start + size]
         if size <= 0:

@@ -14,6 +14,7 @@ dispatcher per emulated VM.
 
 from __future__ import annotations
 
+import sys
 from heapq import heappop, heappush
 
 from . import _hostcalls
@@ -60,12 +61,23 @@ FAILURE_DETAILS = "python_plugin_exception"
 class Registration:
     """A registered plugin: its root context class, root_id and failure behaviour."""
 
-    __slots__ = ("root_class", "root_id", "fail_open")
+    __slots__ = ("root_class", "root_id", "fail_open", "module_name", "module")
 
-    def __init__(self, root_class: type[RootContext], root_id: str, fail_open: bool | None) -> None:
+    def __init__(
+        self,
+        root_class: type[RootContext],
+        root_id: str,
+        fail_open: bool | None,
+        module_name: str = "",
+        module: object = None,
+    ) -> None:
         self.root_class = root_class
         self.root_id = root_id
         self.fail_open = fail_open
+        self.module_name = module_name
+        """The module that registered the plugin, so that re-importing it (the
+        emulator loads each plugin's ``plugin.py`` afresh) replaces its registrations."""
+        self.module = module
 
     def __repr__(self) -> str:
         return f"Registration({self.root_class.__qualname__}, root_id={self.root_id!r})"
@@ -102,7 +114,12 @@ def register(plugin: R, *, root_id: str = "", fail_open: bool | None = None) -> 
         raise TypeError(
             f"register() takes a RootContext, HttpContext or TcpContext subclass, not {plugin!r}"
         )
-    _registry[root_id] = Registration(root_class, root_id, fail_open)
+    module_name = plugin.__module__
+    module = sys.modules.get(module_name)
+    for key, old in list(_registry.items()):
+        if old.module_name == module_name and old.module is not module:
+            del _registry[key]  # registered by an earlier import of the same module
+    _registry[root_id] = Registration(root_class, root_id, fail_open, module_name, module)
     return plugin
 
 

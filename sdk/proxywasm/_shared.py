@@ -75,11 +75,18 @@ class SharedQueue:
         return cls(_hostcalls.register_shared_queue(to_bytes(name)), name)
 
     @classmethod
-    def resolve(cls, name: str, vm_id: str = "") -> SharedQueue | None:
-        """Look up the queue `name` registered in VM `vm_id` (default: this vm_id);
-        None when nobody registered it yet."""
+    def resolve(cls, name: str, vm_id: str | None = None) -> SharedQueue | None:
+        """Look up the queue `name` registered by a VM with `vm_id` (default: the
+        calling plugin's own vm_id); None when nobody registered it yet."""
+        if vm_id is None:
+            try:
+                vm_id_bytes = _hostcalls.get_property(b"plugin_vm_id")
+            except NotFound:
+                vm_id_bytes = b""
+        else:
+            vm_id_bytes = to_bytes(vm_id)
         try:
-            return cls(_hostcalls.resolve_shared_queue(to_bytes(vm_id), to_bytes(name)), name)
+            return cls(_hostcalls.resolve_shared_queue(vm_id_bytes, to_bytes(name)), name)
         except NotFound:
             return None
 
