@@ -988,7 +988,8 @@ class Emulator:
     413/500), ``clusters`` (known upstream cluster names; ``None`` accepts any),
     ``properties`` (extra or overriding host properties, dotted paths), ``start_time_ns``,
     ``timeout`` (seconds a wasm callback may run), ``memory_limit`` (bytes of guest memory),
-    ``env`` (environment variables visible to the module through WASI).
+    ``env`` (environment variables visible to the module through WASI), ``build_cache``
+    (where plugin directories built for wasm mode are cached).
     """
 
     def __init__(
@@ -1002,6 +1003,7 @@ class Emulator:
         timeout: float = 10.0,
         memory_limit: int = 1024 * 1024 * 1024,
         env: Optional[Mapping[str, str]] = None,
+        build_cache: Union[str, "os.PathLike[str]", None] = None,
     ) -> None:
         self.log_level = LogLevel(log_level)
         self.buffer_limit = buffer_limit
@@ -1011,6 +1013,7 @@ class Emulator:
         self.timeout = timeout
         self.memory_limit = memory_limit
         self.env = dict(env or {})
+        self.build_cache = build_cache
         self.logs = Logs()
         self.metrics = Metrics()
         self.properties: dict[tuple[str, ...], bytes] = {}

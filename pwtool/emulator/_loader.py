@@ -62,7 +62,7 @@ def make_backend(vm: "VM", module: Union[str, "os.PathLike[str]", bytes], mode: 
         return WasmBackend(vm, bytes(module))
     path = Path(module)
     if path.is_dir() or path.suffix == ".py":
-        path = build_plugin_cached(path)
+        path = build_plugin_cached(path, vm.emulator.build_cache)
     if not path.exists():
         raise ModuleLoadError(f"no such module: {path}")
     return WasmBackend(vm, path.read_bytes())

@@ -113,10 +113,8 @@ class NativeBackend:
     def _import(self, path: Path) -> types.ModuleType:
         previous = self.router.active
         self.router.active = self.hc
-        self.router.dispatcher = None
         directory = str(path.parent)
-        added = directory not in sys.path
-        if added:
+        if directory not in sys.path:
             sys.path.insert(0, directory)
         name = path.stem
         try:
@@ -124,15 +122,8 @@ class NativeBackend:
             if spec is None or spec.loader is None:
                 raise ModuleLoadError(f"cannot import {path}")
             module = importlib.util.module_from_spec(spec)
-            sys.modules[name] = module
-            if "proxywasm" not in sys.modules:
-                import proxywasm  # noqa: F401  (the SDK registers its dispatcher on import)
-            elif self.router.dispatcher is None:
-                self.router.dispatcher = getattr(sys.modules["proxywasm"], "_registered_dispatcher", None)
-            saved = self.router.dispatcher
+            sys.modules[name] = module  # a fresh module per load: registrations run again
             spec.loader.exec_module(module)
-            if self.router.dispatcher is None:
-                self.router.dispatcher = saved
             if self.router.dispatcher is None:
                 self.router.dispatcher = _find_dispatcher()
             return module

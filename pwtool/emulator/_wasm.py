@@ -289,7 +289,11 @@ class WasmBackend:
 
     def _describe(self, exc: wasmtime.Trap) -> str:
         code = exc.trap_code
-        msg = exc.message.splitlines()[0] if exc.message else str(exc)
+        text = exc.message or str(exc)
+        reasons = [line.strip() for line in text.splitlines() if "wasm trap:" in line]
+        msg = reasons[-1] if reasons else text.strip().splitlines()[-1].strip()
+        if code is not None and code.name.lower() not in msg.lower().replace(" ", "_"):
+            msg = f"{msg} ({code.name.lower()})"
         if code == wasmtime.TrapCode.INTERRUPT:
             return f"deadline exceeded: the callback ran longer than {self.vm.emulator.timeout}s (interrupt)"
         frames = []

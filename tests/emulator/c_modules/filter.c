@@ -223,7 +223,14 @@ static void evil(const char *how, size_t n) {
     logi(3, "c: oob key status=", proxy_get_header_map_value(REQ_HEADERS, (const char *)0xFFFFFFF0u, 64, &v, &vn));
   } else if (streq(how, n, "alloc")) {
     long count = 0;
-    while (malloc(16 << 20) != 0) count++;
+    static char *volatile sink;
+    for (;;) {
+      char *p = malloc(16 << 20);
+      if (p == 0) break;
+      p[0] = 1; /* touch it so the allocation cannot be optimized away */
+      sink = p;
+      count++;
+    }
     logi(3, "c: allocations of 16 MiB before failure=", count);
   } else if (streq(how, n, "grow")) {
     long pages = __builtin_wasm_memory_grow(0, 65536);
