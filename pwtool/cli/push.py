@@ -3,46 +3,26 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
-from typing import Any
 
 import click
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 from pwtool.cli._registry_opts import ProgressPrinter, credentials_from, fail, registry_options
 from pwtool.oci import DEFAULT_CHUNK, FORMATS, ReferenceError, RegistryError, parse_reference, push_wasm
 
 
-def _build_directory(path: Path) -> tuple[bytes, str | None]:
-    """Build a plugin directory through the build API; returns the module and its root id."""
-    root_id: str | None = None
-    toml = path / "plugin.toml"
-    if toml.is_file():
-        try:
-            root_id = tomllib.loads(toml.read_text()).get("root_id")
-        except tomllib.TOMLDecodeError as exc:
-            raise click.ClickException(f"{toml}: invalid TOML: {exc}") from exc
+def _build_directory(path: Path, quiet: bool) -> tuple[bytes, str | None]:
+    """Build a plugin directory with the build API (like ``pwtool build``); returns the module and root id."""
+    from pwtool.build import BuildError, PluginError, build_plugin  # type: ignore[attr-defined,unused-ignore]
+
+    say = None if quiet else (lambda message: click.echo(message, err=True))
     try:
-        from pwtool.build import build_plugin  # type: ignore[attr-defined]
-    except ImportError as exc:
-        raise click.ClickException(
-            f"{path} is a plugin directory, but this install has no build API (pwtool.build.build_plugin); "
-            f"run `pwtool build {path}` and push the .wasm file it writes") from exc
-    result: Any = build_plugin(path)
-    if isinstance(result, (bytes, bytearray)):
-        return bytes(result), root_id
-    for attr in ("wasm", "output", "path", "wasm_path"):
-        candidate = getattr(result, attr, None)
-        if isinstance(candidate, (str, Path)) and Path(candidate).is_file():
-            return Path(candidate).read_bytes(), root_id
-    if isinstance(result, (str, Path)):
-        return Path(result).read_bytes(), root_id
-    raise click.ClickException(f"building {path} did not produce a .wasm file")
+        result = build_plugin(path, progress=say)
+    except (BuildError, PluginError) as exc:
+        raise click.ClickException(f"building {path} failed: {exc}") from exc
+    if not quiet:
+        click.echo(f"built {result.path} ({result.size} bytes)", err=True)
+    return Path(result.path).read_bytes(), (result.metadata.root_id or result.metadata.name)
 
 
 @click.command("push")
@@ -81,7 +61,7 @@ def command(source: Path, ref: str, fmt: str, manifest_type: str, chunk_size: in
         return
     root_ids: tuple[str, ...] = ()
     if source.is_dir():
-        module, root_id = _build_directory(source)
+        module, root_id = _build_directory(source, as_json)
         root_ids = (root_id,) if root_id else ()
     else:
         module = source.read_bytes()

@@ -101,6 +101,27 @@ def test_credentials_from_flags_env_and_stdin(auth_registry: RegistryProcess, wa
     assert code == 0, err
 
 
+@pytest.mark.slow
+def test_push_plugin_directory_builds_it(plain_registry: RegistryProcess, tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch, no_docker_config: Path) -> None:
+    """A plugin directory is built through pwtool.build.build_plugin, then pushed (oci format: rootIds set)."""
+    hello = Path(__file__).resolve().parents[2] / "plugins" / "hello"
+    monkeypatch.chdir(tmp_path)
+    ref = f"{plain_registry.host}/cli/hello-dir:v1"
+    code, out, err = run("push", "-f", "oci", str(hello), ref, "--insecure", "--json")
+    assert code == 0, err
+    built = (tmp_path / "dist" / "hello.wasm").read_bytes()
+    assert json.loads(out)["module_sha256"] == hashlib.sha256(built).hexdigest()
+    from pwtool.oci import Registry, parse_reference
+
+    with Registry(parse_reference(ref), insecure=True) as reg:
+        manifest = json.loads(reg.get_manifest()[0])
+        config = json.loads(reg.get_blob(manifest["config"]["digest"]))
+    assert config["rootIds"] == ["hello"]
+    result = CliRunner().invoke(main, ["pull", ref, "--insecure", "-o", "-"], prog_name="pwtool")
+    assert result.exit_code == 0 and result.stdout_bytes == built
+
+
 def test_bad_inputs(tmp_path: Path, wasm_file: Path) -> None:
     notwasm = tmp_path / "x.wasm"
     notwasm.write_bytes(b"hello")
