@@ -1,0 +1,315 @@
+"""Callouts, gRPC and timers, with callbacks and with await; resuming streams."""
+
+from __future__ import annotations
+
+import proxywasm
+from proxywasm import Action
+from pwtool.emulator import Action as HostAction
+
+REQUEST = {":method": "GET", ":path": "/p", ":authority": "h"}
+
+
+def test_http_call_with_callback(probe) -> None:
+    responses = []
+
+    def on_request_headers(ctx, headers, eos):
+        def done(response):
+            responses.append(response)
+            ctx.resume_request()
+
+        ctx.dispatch_http_call("cluster", {":path": "/x"}, "payload", {"tr": "1"}, timeout_ms=200, callback=done)
+        return Action.PAUSE
+
+    probe.hooks["on_request_headers"] = on_request_headers
+    stream = probe.http_stream()
+    assert stream.send_request_headers(REQUEST, end_of_stream=True) == HostAction.PAUSE
+    (call,) = probe.pending_http_calls
+    assert (call.upstream, call.method, call.path, call.authority, call.body, call.timeout_ms) == (
+        "cluster", "POST", "/x", "cluster", b"payload", 200
+    )
+    assert call.trailers["tr"] == "1"
+    call.respond(201, {"h": "v"}, "body", {"t": "w"})
+    (response,) = responses
+    assert (response.status, response.headers["h"], response.body, response.trailers["t"]) == (201, "v", b"body", "w")
+    assert not response.failed and not response.timed_out
+    assert not stream.request_paused
+
+
+def test_await_http_call_resumes_stream(probe) -> None:
+    async def on_request_headers(ctx, headers, eos):
+        response = await ctx.http_call("cluster", {":path": "/auth"})
+        headers["x-status"] = str(response.status)
+        headers["x-body"] = response.text()
+        return Action.CONTINUE
+
+    probe.hooks["on_request_headers"] = on_request_headers
+    stream = probe.http_stream()
+    assert stream.send_request_headers(REQUEST, end_of_stream=True) == HostAction.PAUSE
+    assert stream.request_paused
+    probe.pending_http_calls[0].respond(200, body="ok")
+    assert not stream.request_paused
+    assert stream.upstream_request.headers["x-status"] == "200"
+    assert stream.upstream_request.headers["x-body"] == "ok"
+
+
+def test_await_failures_raise_typed_exceptions(probe) -> None:
+    caught = []
+
+    async def on_request_headers(ctx, headers, eos):
+        try:
+            await ctx.http_call("cluster", timeout_ms=100)
+        except proxywasm.HttpCallFailed as error:
+            caught.append(type(error).__name__)
+        return Action.CONTINUE
+
+    probe.hooks["on_request_headers"] = on_request_headers
+    first = probe.http_stream()
+    first.send_request_headers(REQUEST, end_of_stream=True)
+    probe.pending_http_calls[0].fail()
+    second = probe.http_stream()
+    second.send_request_headers(REQUEST, end_of_stream=True)
+    probe.advance(100)
+    assert caught == ["HttpCallFailed", "HttpCallTimeout"]
+    assert not first.request_paused and not second.request_paused
+
+
+def test_uncaught_callout_failure_fails_closed(probe) -> None:
+    async def on_request_headers(ctx, headers, eos):
+        await ctx.http_call("cluster")
+        return Action.CONTINUE
+
+    probe.hooks["on_request_headers"] = on_request_headers
+    stream = probe.http_stream()
+    stream.send_request_headers(REQUEST, end_of_stream=True)
+    probe.pending_http_calls[0].fail()
+    assert stream.local_response.status == 500
+    assert stream.local_response.details == "python_plugin_exception"
+    assert any("HttpCallFailed" in line and "Traceback" in line for line in probe.logs.error)
+
+
+def test_async_that_does_not_suspend_is_synchronous(probe) -> None:
+    async def on_request_headers(ctx, headers, eos):
+        return Action.CONTINUE
+
+    probe.hooks["on_request_headers"] = on_request_headers
+    stream = probe.http_stream()
+    assert stream.send_request_headers(REQUEST, end_of_stream=True) == HostAction.CONTINUE
+
+
+def test_body_stays_buffered_while_headers_await(probe) -> None:
+    async def on_request_headers(ctx, headers, eos):
+        await ctx.http_call("cluster")
+        return Action.CONTINUE
+
+    probe.hooks["on_request_headers"] = on_request_headers
+    stream = probe.http_stream()
+    stream.send_request_headers(REQUEST)
+    stream.send_request_body("data", end_of_stream=True)
+    assert stream.upstream_request.headers is None
+    probe.pending_http_calls[0].respond(200)
+    assert stream.upstream_request.body == b"data"
+
+
+def test_async_returning_pause_keeps_stream_paused(probe) -> None:
+    async def on_request_headers(ctx, headers, eos):
+        await ctx.http_call("cluster")
+        return Action.PAUSE
+
+    probe.hooks["on_request_headers"] = on_request_headers
+    stream = probe.http_stream()
+    stream.send_request_headers(REQUEST, end_of_stream=True)
+    probe.pending_http_calls[0].respond(200)
+    assert stream.request_paused
+
+
+def test_sleep_on_ticks(probe) -> None:
+    order = []
+
+    async def on_request_headers(ctx, headers, eos):
+        order.append(("start", proxywasm.current_time_ns()))
+        await proxywasm.sleep(50)
+        order.append(("woke", proxywasm.current_time_ns()))
+        return Action.CONTINUE
+
+    probe.hooks["on_request_headers"] = on_request_headers
+    stream = probe.http_stream()
+    stream.send_request_headers(REQUEST, end_of_stream=True)
+    probe.advance(49)
+    assert stream.request_paused
+    probe.advance(1)
+    assert not stream.request_paused
+    assert order[1][1] - order[0][1] == 50_000_000
+
+
+def test_sleep_keeps_user_ticks(probe) -> None:
+    ticks = []
+    probe.hooks["on_tick"] = lambda root: ticks.append(proxywasm.current_time_ns())
+    probe.run(lambda root: root.set_tick_period(100))
+
+    async def on_request_headers(ctx, headers, eos):
+        await proxywasm.sleep(30)
+        return Action.CONTINUE
+
+    probe.hooks["on_request_headers"] = on_request_headers
+    stream = probe.http_stream()
+    stream.send_request_headers(REQUEST, end_of_stream=True)
+    probe.advance(30)
+    assert not stream.request_paused
+    assert ticks == []
+    probe.advance(300)
+    assert len(ticks) == 3
+
+
+def test_resume_from_tick_and_stream_gone(probe) -> None:
+    held = []
+    results = []
+    probe.hooks["on_request_headers"] = lambda ctx, h, eos: held.append(ctx) or Action.PAUSE
+
+    def on_tick(root):
+        results.extend(ctx.resume_request() for ctx in held)
+        held.clear()
+
+    probe.hooks["on_tick"] = on_tick
+    probe.run(lambda root: root.set_tick_period(10))
+    alive = probe.http_stream()
+    alive.send_request_headers(REQUEST, end_of_stream=True)
+    gone = probe.http_stream()
+    gone.send_request_headers(REQUEST, end_of_stream=True)
+    gone.complete()
+    probe.tick()
+    assert results == [True, False]
+    assert not alive.request_paused
+    assert not held
+
+
+def test_deleted_stream_cancels_its_coroutine(probe) -> None:
+    cleaned = []
+
+    async def on_request_headers(ctx, headers, eos):
+        try:
+            await ctx.http_call("cluster")
+        finally:
+            cleaned.append(ctx.id)
+        return Action.CONTINUE
+
+    probe.hooks["on_request_headers"] = on_request_headers
+    stream = probe.http_stream()
+    stream.send_request_headers(REQUEST, end_of_stream=True)
+    stream.complete()
+    assert cleaned == [stream.id]
+    probe.pending_http_calls[0].respond(200)  # arrives late: ignored
+    assert not probe.logs.error
+
+
+def test_awaiting_foreign_awaitable_is_a_clear_error(probe) -> None:
+    class Foreign:
+        def __await__(self):
+            yield "not an SDK awaitable"
+
+    async def on_request_headers(ctx, headers, eos):
+        await Foreign()
+
+    probe.hooks["on_request_headers"] = on_request_headers
+    stream = probe.http_stream()
+    stream.send_request_headers(REQUEST, end_of_stream=True)
+    assert stream.local_response.status == 500
+    assert any("only the SDK's awaitables" in line for line in probe.logs.error)
+
+
+def test_root_async_tick_with_callout(probe) -> None:
+    got = []
+
+    async def on_tick(root):
+        root.set_tick_period(0)
+        response = await root.http_call("control", {":path": "/"})
+        got.append(response.body)
+
+    probe.hooks["on_tick"] = on_tick
+    probe.run(lambda root: root.set_tick_period(1000))
+    probe.tick()
+    probe.pending_http_calls[0].respond(200, body="[]")
+    assert got == [b"[]"]
+
+
+def test_grpc_unary_callback_and_await(probe) -> None:
+    results = []
+
+    async def on_request_headers(ctx, headers, eos):
+        reply = await ctx.grpc_call("grpc", "pkg.Svc", "Check", b"req", metadata={"m": "1"}, timeout_ms=100)
+        results.append(reply)
+        try:
+            await ctx.grpc_call("grpc", "pkg.Svc", "Check", b"again")
+        except proxywasm.GrpcCallError as error:
+            results.append((error.status, error.message))
+        ctx.dispatch_grpc_call("grpc", "pkg.Svc", "Other", b"x", callback=results.append)
+        return Action.CONTINUE
+
+    probe.hooks["on_request_headers"] = on_request_headers
+    stream = probe.http_stream()
+    stream.send_request_headers(REQUEST, end_of_stream=True)
+    call = probe.pending_grpc_calls[0]
+    assert (call.service, call.method, call.message, call.metadata["m"]) == ("pkg.Svc", "Check", b"req", "1")
+    call.respond(b"reply")
+    probe.pending_grpc_calls[0].fail(7, "denied")
+    assert not stream.request_paused
+    probe.pending_grpc_calls[0].respond(b"cb")
+    assert results[:2] == [b"reply", (7, "denied")]
+    assert results[2].ok and results[2].message == b"cb"
+
+
+def test_grpc_stream_handler_and_receive(probe) -> None:
+    events = []
+
+    class Handler(proxywasm.GrpcStreamHandler):
+        def on_initial_metadata(self, stream, metadata):
+            events.append(("initial", metadata.get("a")))
+
+        def on_message(self, stream, message):
+            events.append(("message", message))
+
+        def on_trailing_metadata(self, stream, metadata):
+            events.append(("trailing", metadata.get("t")))
+
+        def on_close(self, stream, status, message):
+            events.append(("close", status))
+
+    async def on_tick(root):
+        root.set_tick_period(0)
+        stream = root.open_grpc_stream("grpc", "pkg.Svc", "Watch", Handler(), metadata={"m": "1"})
+        stream.send(b"hello")
+        while (message := await stream.receive()) is not None:
+            events.append(("received", message))
+        events.append(("ended", stream.status))
+
+    probe.hooks["on_tick"] = on_tick
+    probe.run(lambda root: root.set_tick_period(10))
+    probe.tick()
+    (server,) = probe.grpc_streams
+    assert server.sent == [b"hello"]
+    server.send_initial_metadata({"a": "1"})
+    server.send(b"m1")
+    server.send(b"m2")
+    server.send_trailing_metadata({"t": "2"})
+    server.close(0)
+    assert events == [
+        ("initial", "1"),
+        ("message", b"m1"),
+        ("received", b"m1"),
+        ("message", b"m2"),
+        ("received", b"m2"),
+        ("trailing", "2"),
+        ("close", 0),
+        ("ended", 0),
+    ]
+
+
+def test_grpc_stream_cancel(probe) -> None:
+    def start(root):
+        stream = root.open_grpc_stream("grpc", "pkg.Svc", "Watch")
+        stream.cancel()
+        return stream
+
+    stream = probe.run(start)
+    assert stream.closed
+    assert not probe.grpc_streams  # the host dropped it
+    assert not probe.logs.error

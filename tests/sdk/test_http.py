@@ -1,0 +1,222 @@
+"""HTTP contexts: headers (one read per callback), bodies, trailers, local responses."""
+
+from __future__ import annotations
+
+import pytest
+
+import proxywasm
+from proxywasm import Action
+from pwtool.emulator import Action as HostAction
+from pwtool.emulator._native import router
+
+REQUEST = {":method": "GET", ":path": "/p", ":authority": "h", "a": "1", "Multi": "x"}
+
+
+@pytest.fixture
+def count_pairs(monkeypatch):
+    """Count get_header_map_pairs crossings made through the emulator's seam."""
+    calls = []
+    original = router.get_header_map_pairs
+
+    def counting(map_type):
+        calls.append(map_type)
+        return original(map_type)
+
+    monkeypatch.setattr(router, "get_header_map_pairs", counting)
+    return calls
+
+
+def test_one_header_read_per_callback(probe, count_pairs) -> None:
+    seen = {}
+
+    def on_request_headers(ctx, headers, eos):
+        seen["path"] = headers[":path"]
+        seen["a"] = headers.get("A")
+        seen["missing"] = headers.get("nope", "default")
+        seen["contains"] = "multi" in headers
+        seen["len"] = len(headers)
+        headers.add("multi", "y")
+        seen["all"] = headers.get_all("MULTI")
+        headers["a"] = "2"
+        seen["after_set"] = headers["a"]
+        headers.remove("multi")
+        seen["after_remove"] = "multi" in headers
+        seen["items"] = list(headers)
+        return Action.CONTINUE
+
+    probe.hooks["on_request_headers"] = on_request_headers
+    stream = probe.http_stream()
+    assert stream.send_request_headers(REQUEST, end_of_stream=True) == HostAction.CONTINUE
+    assert count_pairs == [proxywasm.MapType.HTTP_REQUEST_HEADERS]
+    assert seen["path"] == "/p" and seen["a"] == "1" and seen["missing"] == "default"
+    assert seen["contains"] and seen["len"] == 5
+    assert seen["all"] == ["x", "y"]
+    assert seen["after_set"] == "2" and seen["after_remove"] is False
+    assert seen["items"] == [(":method", "GET"), (":path", "/p"), (":authority", "h"), ("a", "2")]
+    assert stream.upstream_request.headers.items() == seen["items"]
+
+
+def test_writes_without_reads_cost_no_pairs_read(probe, count_pairs) -> None:
+    probe.hooks["on_response_headers"] = lambda ctx, headers, eos: headers.set("x-added", "1")
+    stream = probe.http_stream()
+    stream.send_request(REQUEST)
+    stream.send_response(200)
+    assert count_pairs == []
+    assert stream.downstream_response.headers["x-added"] == "1"
+
+
+def test_cache_is_per_callback(probe, count_pairs) -> None:
+    values = []
+    probe.hooks["on_request_headers"] = lambda ctx, h, eos: values.append(h.get("a")) or Action.CONTINUE
+    probe.hooks["on_request_body"] = lambda ctx, body, eos: values.append(ctx.request_headers.get("a"))
+    stream = probe.http_stream()
+    stream.send_request_headers(REQUEST)
+    stream.send_request_body("x", end_of_stream=True)
+    assert len(count_pairs) == 2  # one per callback, not one per get
+
+
+def test_update_and_replace_all_use_one_hostcall(probe) -> None:
+    def on_request_headers(ctx, headers, eos):
+        headers.update({"a": "9", "b": "8"})
+        return Action.CONTINUE
+
+    probe.hooks["on_request_headers"] = on_request_headers
+    stream = probe.http_stream()
+    stream.send_request(REQUEST)
+    headers = stream.upstream_request.headers
+    assert headers["a"] == "9" and headers["b"] == "8" and headers[":path"] == "/p"
+
+
+def test_headers_standalone() -> None:
+    h = proxywasm.Headers({"Content-Type": "text/plain"})
+    h.add("set-cookie", "a=1")
+    h.add("Set-Cookie", "b=2")
+    assert h["content-type"] == "text/plain"
+    assert h.get_all("set-cookie") == ["a=1", "b=2"]
+    assert h.to_dict() == {"content-type": "text/plain", "set-cookie": "a=1,b=2"}
+    assert h.names() == ["content-type", "set-cookie"]
+    del h["set-cookie"]
+    assert "set-cookie" not in h
+    with pytest.raises(KeyError):
+        del h["set-cookie"]
+    with pytest.raises(KeyError):
+        h["nope"]
+    assert h == proxywasm.Headers([("content-type", "text/plain")])
+
+
+def test_body_read_and_modify(probe) -> None:
+    seen = {}
+
+    def on_request_body(ctx, body, eos):
+        seen["len"] = len(body)
+        seen["all"] = body.read()
+        seen["slice"] = body[1:3]
+        seen["bytes"] = bytes(body)
+        body.replace(b"BODY")
+        body.prepend(b"<")
+        body.append(">")
+        seen["after"] = body.read()
+        return Action.CONTINUE
+
+    probe.hooks["on_request_body"] = on_request_body
+    stream = probe.http_stream()
+    stream.send_request_headers(REQUEST)
+    stream.send_request_body("hello", end_of_stream=True)
+    assert seen == {"len": 5, "all": b"hello", "slice": b"el", "bytes": b"hello", "after": b"<BODY>"}
+    assert stream.upstream_request.body == b"<BODY>"
+
+
+def test_pause_buffers_body_until_end(probe) -> None:
+    probe.hooks["on_request_body"] = lambda ctx, body, eos: Action.CONTINUE if eos else Action.PAUSE
+    stream = probe.http_stream()
+    stream.send_request_headers(REQUEST)
+    assert stream.send_request_body("ab", end_of_stream=False) == HostAction.PAUSE
+    assert stream.send_request_body("cd", end_of_stream=True) == HostAction.CONTINUE
+    assert stream.upstream_request.body == b"abcd"
+
+
+def test_buffer_request_body_attribute(probe) -> None:
+    bodies = []
+
+    def on_request_headers(ctx, headers, eos):
+        ctx.buffer_request_body = True
+
+    def on_request_body(ctx, body, eos):
+        bodies.append((body.read(), eos))
+
+    probe.hooks["on_request_headers"] = on_request_headers
+    probe.hooks["on_request_body"] = on_request_body
+    stream = probe.http_stream()
+    stream.send_request_headers(REQUEST)
+    assert stream.send_request_body("ab", end_of_stream=False) == HostAction.PAUSE
+    stream.send_request_body("cd", end_of_stream=True)
+    assert bodies == [(b"abcd", True)]
+    assert stream.upstream_request.body == b"abcd"
+
+
+def test_buffered_body_delivered_before_trailers(probe) -> None:
+    events = []
+    probe.hooks["on_request_headers"] = lambda ctx, h, eos: setattr(ctx, "buffer_request_body", True)
+    probe.hooks["on_request_body"] = lambda ctx, body, eos: events.append(("body", body.read()))
+    probe.hooks["on_request_trailers"] = lambda ctx, t: events.append(("trailers", t.get("t")))
+    stream = probe.http_stream()
+    stream.send_request(REQUEST, body="xyz", trailers={"t": "1"})
+    assert events == [("body", b"xyz"), ("trailers", "1")]
+
+
+def test_trailers(probe) -> None:
+    def on_response_trailers(ctx, trailers):
+        trailers["grpc-status"] = "0"
+        trailers.add("x-t", "1")
+
+    probe.hooks["on_response_trailers"] = on_response_trailers
+    stream = probe.http_stream()
+    stream.send_request(REQUEST)
+    stream.send_response(200, body="b", trailers={"x-up": "u"})
+    trailers = stream.downstream_response.trailers
+    assert trailers["grpc-status"] == "0" and trailers["x-t"] == "1" and trailers["x-up"] == "u"
+
+
+def test_local_response(probe) -> None:
+    def on_request_headers(ctx, headers, eos):
+        ctx.send_local_response(
+            418, "teapot", {"x-why": "because"}, grpc_status=proxywasm.GrpcStatus.UNAVAILABLE, details="no_coffee"
+        )
+        return Action.PAUSE
+
+    probe.hooks["on_request_headers"] = on_request_headers
+    stream = probe.http_stream()
+    stream.send_request_headers(REQUEST, end_of_stream=True)
+    local = stream.local_response
+    assert (local.status, local.body, local.headers["x-why"], local.details, local.grpc_status) == (
+        418, b"teapot", "because", "no_coffee", 14
+    )
+    assert stream.upstream_request.headers is None
+
+
+def test_none_means_continue_and_on_log_on_done(probe) -> None:
+    probe.hooks["on_request_headers"] = lambda ctx, h, eos: None
+    stream = probe.http_stream()
+    assert stream.send_request_headers(REQUEST, end_of_stream=True) == HostAction.CONTINUE
+    stream.send_response(200)
+    stream.complete()
+    assert "on_log" in probe.calls and "http_on_done" in probe.calls
+
+
+def test_clear_route_cache(probe) -> None:
+    def on_request_headers(ctx, headers, eos):
+        headers[":path"] = "/new"
+        ctx.clear_route_cache()
+
+    probe.hooks["on_request_headers"] = on_request_headers
+    stream = probe.http_stream()
+    stream.send_request(REQUEST)
+    assert stream.route_cache_clears == 1
+    assert stream.upstream_request.headers[":path"] == "/new"
+
+
+def test_close_request_resets_stream(probe) -> None:
+    probe.hooks["on_request_headers"] = lambda ctx, h, eos: ctx.close_request() and Action.PAUSE
+    stream = probe.http_stream()
+    stream.send_request_headers(REQUEST, end_of_stream=True)
+    assert stream.reset_by is not None
