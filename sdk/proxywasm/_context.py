@@ -17,7 +17,7 @@ from . import _hostcalls
 from ._body import Body
 from ._callouts import GrpcResponse, GrpcStream, HttpResponse
 from ._codec import to_bytes
-from ._errors import BadArgument, ConfigError, NotFound
+from ._errors import BadArgument, ConfigError, NotFound, StreamGone
 from ._headers import HostHeaders, serialize_headers
 from ._tasks import Suspend, WaitKind
 from ._types import Action, BufferType, MapType, StreamType
@@ -57,9 +57,14 @@ class Context:
         self._bound = True
 
     def _activate(self) -> None:
-        """Make this context the one the host acts on (no hostcall if it already is)."""
+        """Make this context the one the host acts on (no hostcall if it already is).
+
+        Raises `StreamGone` if the host deleted it.
+        """
         dispatcher = self._dispatcher
         if dispatcher.effective_context_id != self.id:
+            if self._deleted:
+                raise StreamGone(f"context {self.id} is gone (the stream or connection ended)")
             dispatcher.activate(self.id)
 
     @property
@@ -91,7 +96,7 @@ class Context:
         try:
             self._activate()
             _hostcalls.continue_stream(stream)
-        except (NotFound, BadArgument):
+        except (StreamGone, NotFound, BadArgument):
             return False
         return True
 
@@ -101,7 +106,7 @@ class Context:
         try:
             self._activate()
             _hostcalls.close_stream(stream)
-        except (NotFound, BadArgument):
+        except (StreamGone, NotFound, BadArgument):
             return False
         return True
 

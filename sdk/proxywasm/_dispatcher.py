@@ -23,12 +23,14 @@ from ._callouts import GrpcResponse, GrpcStream, HttpResponse
 from ._codec import deserialize_header_map_bytes, to_str
 from ._context import Context, HttpContext, RootContext, TcpContext
 from ._errors import (
+    BadArgument,
     ConfigError,
     GrpcCallError,
     HostcallError,
     HttpCallFailed,
     HttpCallTimeout,
     NotFound,
+    StreamGone,
 )
 from ._headers import Headers
 from ._log import format_exception
@@ -213,8 +215,16 @@ class Dispatcher:
     # -- helpers used by contexts ------------------------------------------------------
 
     def activate(self, context_id: int) -> None:
-        """Make `context_id` the effective context (`proxy_set_effective_context`)."""
-        _hostcalls.set_effective_context(context_id)
+        """Make `context_id` the effective context (`proxy_set_effective_context`).
+
+        Raises `StreamGone` when the host no longer knows the context.
+        """
+        try:
+            _hostcalls.set_effective_context(context_id)
+        except (NotFound, BadArgument) as error:
+            raise StreamGone(
+                f"context {context_id} is gone (the stream or connection ended): {error}"
+            ) from None
         self.effective_context_id = context_id
 
     def instantiate(self, cls: type[C], context_id: int, root: RootContext | None) -> C:
@@ -832,7 +842,7 @@ class Dispatcher:
         if self.effective_context_id != context.id:
             try:
                 self.activate(context.id)
-            except HostcallError:
+            except StreamGone:
                 self._forget_task(task)
                 task.coroutine.close()
                 return

@@ -144,7 +144,8 @@ class Probe(RootContext):
         return True if result is None else result
 
 
-class TcpProbe(RootContext):
+class TcpProbe(Probe):
+    http_context = None
     tcp_context = ProbeTcp
 
 

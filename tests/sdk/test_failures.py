@@ -1,0 +1,158 @@
+"""Failure behaviour: tracebacks in the log, fail closed by default, fail open on request."""
+
+from __future__ import annotations
+
+import proxywasm
+from proxywasm import Action
+from pwtool.emulator import Action as HostAction
+
+REQUEST = {":method": "GET", ":path": "/p", ":authority": "h"}
+
+
+def boom(*args):
+    raise ValueError("boom")
+
+
+def test_http_exception_fails_closed_with_traceback(probe) -> None:
+    probe.hooks["on_request_headers"] = boom
+    stream = probe.http_stream()
+    assert stream.send_request_headers(REQUEST, end_of_stream=True) == HostAction.PAUSE
+    assert stream.local_response.status == 500
+    assert stream.local_response.details == "python_plugin_exception"
+    (error,) = probe.logs.error
+    assert "ProbeHttp.on_request_headers" in error
+    assert "Traceback (most recent call last):" in error
+    assert 'in boom' in error and error.endswith("ValueError: boom")
+
+
+def test_response_exception_fails_closed(probe) -> None:
+    probe.hooks["on_response_headers"] = boom
+    stream = probe.http_stream()
+    stream.send_request(REQUEST)
+    assert stream.send_response_headers({":status": "200"}, end_of_stream=True) == HostAction.PAUSE
+    assert stream.status == 500
+
+
+def test_fail_open(probe_factory) -> None:
+    probe = probe_factory()
+    probe.run(lambda root: setattr(root, "fail_open", True))
+    probe.hooks["on_request_headers"] = boom
+    stream = probe.http_stream()
+    assert stream.send_request_headers(REQUEST, end_of_stream=True) == HostAction.CONTINUE
+    assert stream.local_response is None
+    assert len(probe.logs.error) == 1
+
+
+def test_fail_open_by_registration(load) -> None:
+    plugin = load(
+        """
+        import proxywasm
+
+        class Broken(proxywasm.HttpContext):
+            def on_request_headers(self, headers, end_of_stream):
+                raise RuntimeError("broken")
+
+        proxywasm.register(Broken, fail_open=True)
+        """
+    )
+    stream = plugin.http_stream()
+    assert stream.send_request_headers(REQUEST, end_of_stream=True) == HostAction.CONTINUE
+
+
+def test_fail_open_class_attribute_on_http_context(load) -> None:
+    plugin = load(
+        """
+        import proxywasm
+
+        class Broken(proxywasm.HttpContext):
+            fail_open = True
+
+            def on_request_headers(self, headers, end_of_stream):
+                raise RuntimeError("broken")
+
+        proxywasm.register(Broken)
+        """
+    )
+    stream = plugin.http_stream()
+    assert stream.send_request_headers(REQUEST, end_of_stream=True) == HostAction.CONTINUE
+
+
+def test_vm_start_and_configure_exceptions_return_false(probe_factory) -> None:
+    import pytest
+
+    from pwtool.emulator import PluginStartError
+
+    with pytest.raises(PluginStartError, match="on_vm_start"):
+        probe_factory(hooks={"on_vm_start": boom})
+    with pytest.raises(PluginStartError, match="on_configure"):
+        probe_factory(hooks={"on_configure": boom})
+
+
+def test_invalid_json_configuration_is_refused(probe_factory) -> None:
+    import pytest
+
+    from pwtool.emulator import PluginStartError
+
+    with pytest.raises(PluginStartError):
+        probe_factory(config=b"{not json")
+
+
+def test_root_callback_exceptions_are_logged(probe) -> None:
+    probe.hooks["on_tick"] = boom
+    probe.run(lambda root: root.set_tick_period(5))
+    probe.tick()
+    assert any("Probe.on_tick" in line for line in probe.logs.error)
+
+
+def test_tcp_exception_closes_connection(probe_factory) -> None:
+    probe = probe_factory(root_id="tcp")
+    probe.hooks["on_downstream_data"] = boom
+    conn = probe.tcp_stream()
+    assert conn.send_downstream_data("x") == HostAction.PAUSE
+    assert conn.closed_by_plugin is not None
+
+
+def test_callback_exception_in_callout_fails_closed(probe) -> None:
+    def on_request_headers(ctx, headers, eos):
+        ctx.dispatch_http_call("cluster", callback=boom)
+        return Action.PAUSE
+
+    probe.hooks["on_request_headers"] = on_request_headers
+    stream = probe.http_stream()
+    stream.send_request_headers(REQUEST, end_of_stream=True)
+    probe.pending_http_calls[0].respond(200)
+    assert stream.local_response.status == 500
+
+
+def test_stream_gone_is_clear(probe) -> None:
+    held = []
+    probe.hooks["on_request_headers"] = lambda ctx, h, eos: held.append(ctx) or Action.PAUSE
+    stream = probe.http_stream()
+    stream.send_request_headers(REQUEST, end_of_stream=True)
+    stream.complete()
+
+    def use_gone_context(root):
+        (ctx,) = held
+        try:
+            ctx.send_local_response(200)
+        except proxywasm.StreamGone as error:
+            return (ctx.alive, ctx.resume_request(), str(error))
+
+    alive, resumed, message = probe.run(use_gone_context)
+    assert alive is False and resumed is False
+    assert "is gone" in message
+
+
+def test_exception_chain_is_formatted() -> None:
+    from proxywasm._log import format_exception
+
+    try:
+        try:
+            raise KeyError("inner")
+        except KeyError as inner:
+            raise proxywasm.ConfigError("outer") from inner
+    except proxywasm.ConfigError as exc:
+        text = format_exception(exc)
+    assert text.index("KeyError: 'inner'") < text.index("direct cause") < text.index(
+        "proxywasm._errors.ConfigError: outer"
+    )
