@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Optional
 
 import wasmtime
+from wasmtime import _ffi as ffi
 
 from ._types import HostcallError, ModuleLoadError, Status, WasmTrap
 
@@ -217,6 +218,11 @@ class WasmBackend:
         self._ticks = max(1, int(emu.timeout / _EPOCH_TICK_S))
         self._depth = 0
         self._mem: Optional[wasmtime.Memory] = None
+        self._callbacks: list[Any] = []  # keeps the ctypes trampolines alive
+        self._nresults: dict[str, int] = {}
+        self._ptypes: dict[str, list[str]] = {}
+        self._pending_exc: Optional[BaseException] = None
+        self._ctx = self.store._context()
         linker = wasmtime.Linker(self.store.engine)
         for imp in self.module.imports:
             expected = _expected_import(imp.module, imp.name or "", self.abi_version)
@@ -227,7 +233,7 @@ class WasmBackend:
             if [str(p) for p in ty.params] != [str(p) for p in want.params] or [str(r) for r in ty.results] != [str(r) for r in want.results]:
                 raise ModuleLoadError(f"Failed to load Wasm module due to an import type mismatch: {imp.module}.{imp.name}")
             impl = self._import_impl(imp.module, imp.name or "")
-            linker.define_func(imp.module, imp.name or "", want, impl)
+            self._define_fast(linker, imp.module, imp.name or "", want, impl, expected[0], expected[1])
         try:
             self.instance = linker.instantiate(self.store, self.module)
         except wasmtime.Trap as exc:
@@ -270,22 +276,76 @@ class WasmBackend:
         return 0 if result is None else int(result) & 0xFFFFFFFF
 
     def _run(self, label: str, func: wasmtime.Func, *args: int) -> Any:
+        """Call an export through wasmtime's unchecked C API (wasmtime-py's checked path
+        converts every value through Python objects and costs ~10x more)."""
+        nres = self._nresults.get(label)
+        if nres is None:
+            ty = func.type(self.store)
+            nres = self._nresults[label] = len(ty.results)
+            self._ptypes[label] = [str(t) for t in ty.params]
+        ptypes = self._ptypes[label]
+        if len(args) != len(ptypes):
+            raise WasmTrap(label, f"called with {len(args)} arguments, the export takes {len(ptypes)}")
+        vals = (ffi.wasmtime_val_raw_t * max(1, len(args), nres))()
+        for i, (a, t) in enumerate(zip(args, ptypes)):
+            if t == "i64":
+                vals[i].i64 = ((a + 2**63) % 2**64) - 2**63
+            else:
+                vals[i].i32 = ((a + 2**31) % 2**32) - 2**31
         top = self._depth == 0
         if top:
             self.store.set_epoch_deadline(self._ticks)
         self._depth += 1
+        trap = ctypes.POINTER(ffi.wasm_trap_t)()
         try:
-            return func(self.store, *args)
-        except _ProcExit as exc:
-            raise WasmTrap(label, f"proc_exit({exc.code})") from None
-        except wasmtime.Trap as exc:
-            raise WasmTrap(label, self._describe(exc)) from None
-        except wasmtime.WasmtimeError as exc:
-            raise WasmTrap(label, str(exc).splitlines()[0]) from None
+            error = ffi.wasmtime_func_call_unchecked(self._ctx, ctypes.byref(func._func), vals, len(vals), ctypes.byref(trap))
         finally:
             self._depth -= 1
             if top:
                 self.store.set_epoch_deadline(1 << 62)
+        pending, self._pending_exc = self._pending_exc, None
+        if error:
+            err = wasmtime.WasmtimeError._from_ptr(error)
+            if pending is not None:
+                raise self._from_host(label, pending)
+            raise WasmTrap(label, str(err).splitlines()[0])
+        if trap:
+            trap_obj = wasmtime.Trap._from_ptr(trap)
+            if pending is not None:
+                raise self._from_host(label, pending)
+            raise WasmTrap(label, self._describe(trap_obj))
+        return vals[0].i32 if nres else None
+
+    def _from_host(self, label: str, exc: BaseException) -> BaseException:
+        if isinstance(exc, _ProcExit):
+            return WasmTrap(label, f"proc_exit({exc.code})")
+        return exc  # WasmTrap from a nested call, or a bug/exception in host code: surface it as is
+
+    def _define_fast(self, linker: wasmtime.Linker, module: str, name: str, ty: wasmtime.FuncType, impl: Callable[..., Any], params: str, result: bool) -> None:
+        backend = self
+        i64 = [c == "I" for c in params]
+        n = len(params)
+
+        def trampoline(env: Any, caller: Any, vals: Any, nvals: int) -> int:
+            try:
+                args = [vals[i].i64 if i64[i] else vals[i].i32 for i in range(n)]
+                out = impl(*args)
+                if result:
+                    vals[0].i32 = ((int(out) + 2**31) % 2**32) - 2**31
+                return 0
+            except BaseException as exc:  # noqa: BLE001 - re-raised by _run
+                backend._pending_exc = exc
+                msg = b"host function raised"
+                return ctypes.cast(ffi.wasmtime_trap_new(msg, len(msg)), ctypes.c_void_p).value or 0
+
+        cb = ffi.wasmtime_func_unchecked_callback_t(trampoline)
+        self._callbacks.append(cb)
+        mod_b, name_b = module.encode(), name.encode()
+        error = ffi.wasmtime_linker_define_func_unchecked(
+            linker.ptr(), mod_b, len(mod_b), name_b, len(name_b), ty.ptr(), cb, None, ctypes.cast(None, ctypes.CFUNCTYPE(None, ctypes.c_void_p))
+        )
+        if error:
+            raise ModuleLoadError(str(wasmtime.WasmtimeError._from_ptr(error)))
 
     def _describe(self, exc: wasmtime.Trap) -> str:
         code = exc.trap_code
