@@ -1,0 +1,197 @@
+"""Find every module a plugin can import, before anything runs.
+
+Starting from ``plugin.py``, follow ``import`` statements (at any depth, including
+inside functions) through the plugin directory, the ``proxywasm`` SDK and the wasm
+build of the Python 3.11 standard library. What the plugin's own files import must be
+found, or the build stops naming the module, the file and the line; the stdlib's and
+the SDK's own optional imports are allowed to be missing, as they are guarded.
+
+In the plugin's files and the SDK, imports inside functions are followed too. In the
+standard library only imports that run when a module is imported are followed: the
+stdlib's many lazy imports would otherwise pull in most of the library. A plugin that
+calls into such a lazy path imports the module itself, at the top of ``plugin.py``.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pwtool.build.metadata import ENTRY_MODULE, PluginError
+
+# Imported by the interpreter itself while it starts.
+ALWAYS_BUNDLED = ("encodings", "encodings.aliases", "encodings.utf_8", "encodings.latin_1", "encodings.ascii")
+
+
+@dataclass(frozen=True)
+class ModuleSource:
+    name: str
+    path: Path
+    is_package: bool
+    origin: str  # "plugin", "sdk" or "stdlib"
+
+
+@dataclass(frozen=True)
+class ImportSite:
+    module: str
+    file: Path
+    line: int
+
+
+@dataclass
+class ImportClosure:
+    """The modules to bundle and the plugin's own imports to load at build time."""
+
+    modules: dict[str, ModuleSource] = field(default_factory=dict)
+    plugin_imports: list[ImportSite] = field(default_factory=list)
+
+
+def builtin_module_names(shim_dir: Path) -> frozenset[str]:
+    """C modules compiled into the runtime, read from the shim's module table."""
+    table = (shim_dir / "builtin_modules.c").read_text()
+    return frozenset(re.findall(r'\{"([A-Za-z0-9_.]+)",', table))
+
+
+class _Resolver:
+    def __init__(self, plugin_dir: Path, sdk_dir: Path, stdlib_dir: Path, builtins: frozenset[str]):
+        self.roots = [(plugin_dir, "plugin"), (sdk_dir, "sdk"), (stdlib_dir, "stdlib")]
+        self.builtins = builtins
+
+    def find(self, name: str) -> ModuleSource | str | None:
+        """A ModuleSource, "builtin", or None when nothing provides ``name``."""
+        if name in self.builtins:
+            return "builtin"
+        parts = name.split(".")
+        for root, origin in self.roots:
+            if origin == "sdk" and parts[0] != "proxywasm":
+                continue
+            if origin != "sdk" and parts[0] == "proxywasm":
+                continue
+            base = root.joinpath(*parts)
+            if (base / "__init__.py").is_file():
+                return ModuleSource(name, base / "__init__.py", True, origin)
+            if base.with_suffix(".py").is_file() and (len(parts) > 1 or base.parent == root):
+                return ModuleSource(name, base.with_suffix(".py"), False, origin)
+        return None
+
+
+def _guarded_nodes(tree: ast.AST) -> tuple[set[int], set[int]]:
+    """ids of nodes inside try/except ImportError, and inside `if TYPE_CHECKING` or
+    `if __name__ == "__main__"` (never run in a plugin)."""
+    guarded: set[int] = set()
+    type_only: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Try):
+            if any(_catches_import_error(handler) for handler in node.handlers):
+                for inner in node.body:
+                    guarded.update(id(n) for n in ast.walk(inner))
+        elif isinstance(node, ast.If) and (
+            "TYPE_CHECKING" in ast.unparse(node.test) or "__main__" in ast.unparse(node.test)
+        ):
+            for inner in node.body:
+                type_only.update(id(n) for n in ast.walk(inner))
+    return guarded, type_only
+
+
+def _function_bodies(tree: ast.AST) -> set[int]:
+    """ids of nodes inside function bodies: imports there run only when called."""
+    inside: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            for child in ast.iter_child_nodes(node):
+                inside.update(id(n) for n in ast.walk(child))
+    return inside
+
+
+def _catches_import_error(handler: ast.ExceptHandler) -> bool:
+    if handler.type is None:
+        return True
+    text = ast.unparse(handler.type)
+    return any(name in text for name in ("ImportError", "ModuleNotFoundError", "Exception"))
+
+
+def _imports_of(source: ModuleSource) -> list[tuple[str, int, bool, list[str]]]:
+    """(module, line, guarded, from-names) for each import statement of a module."""
+    try:
+        tree = ast.parse(source.path.read_bytes(), filename=str(source.path))
+    except SyntaxError as error:
+        if source.origin == "plugin":
+            raise PluginError(f"{source.path}:{error.lineno}: syntax error: {error.msg}") from None
+        return []  # stdlib syntax newer than the host's parser: the wasm interpreter compiles it
+    guarded, type_only = _guarded_nodes(tree)
+    lazy = _function_bodies(tree) if source.origin == "stdlib" else set()
+    package = source.name if source.is_package else source.name.rpartition(".")[0]
+    found = []
+    for node in ast.walk(tree):
+        if id(node) in type_only or id(node) in lazy:
+            continue
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                found.append((alias.name, node.lineno, id(node) in guarded, []))
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                anchor = package.split(".") if package else []
+                if node.level - 1 > len(anchor):
+                    continue
+                anchor = anchor[: len(anchor) - (node.level - 1)]
+                base = ".".join(anchor + ([node.module] if node.module else []))
+            else:
+                base = node.module or ""
+            if base:
+                found.append((base, node.lineno, id(node) in guarded, [a.name for a in node.names if a.name != "*"]))
+    return found
+
+
+def collect_imports(plugin_dir: Path, sdk_dir: Path, stdlib_dir: Path, builtins: frozenset[str]) -> ImportClosure:
+    """Walk the import graph from the plugin's entry module."""
+    resolver = _Resolver(plugin_dir.resolve(), sdk_dir.resolve(), stdlib_dir, builtins)
+    closure = ImportClosure()
+    entry = resolver.find(ENTRY_MODULE)
+    if not isinstance(entry, ModuleSource) or entry.origin != "plugin":
+        raise PluginError(f"{plugin_dir}: no {ENTRY_MODULE}.py")
+    pending: list[ModuleSource] = [entry]
+    for name in ALWAYS_BUNDLED:
+        found = resolver.find(name)
+        if isinstance(found, ModuleSource):
+            pending.append(found)
+
+    def want(name: str, site: ModuleSource, line: int, strict: bool) -> bool:
+        found = resolver.find(name)
+        if isinstance(found, ModuleSource):
+            if found.name not in closure.modules:
+                closure.modules[found.name] = found
+                pending.append(found)
+            return True
+        if found == "builtin":
+            return True
+        if strict:
+            raise PluginError(
+                f"{site.path}:{line}: `import {name}` cannot be satisfied: no such module in the plugin "
+                f"directory, the proxywasm SDK, or the Python 3.11 standard library and C modules built "
+                f"into the pwtool runtime. Fix: copy the pure-Python package into {plugin_dir}, "
+                f"or remove the import"
+            )
+        return False
+
+    closure.modules[entry.name] = entry
+    while pending:
+        source = pending.pop()
+        closure.modules.setdefault(source.name, source)
+        strict_file = source.origin == "plugin"
+        for name, line, guarded, from_names in _imports_of(source):
+            strict = strict_file and not guarded
+            parts = name.split(".")
+            ok = True
+            for depth in range(1, len(parts) + 1):
+                ok = want(".".join(parts[:depth]), source, line, strict) and ok
+            if strict and ok:
+                closure.plugin_imports.append(ImportSite(name, source.path, line))
+            for sub in from_names:
+                candidate = f"{name}.{sub}"
+                if isinstance(resolver.find(candidate), ModuleSource):
+                    want(candidate, source, line, False)
+                    if strict:
+                        closure.plugin_imports.append(ImportSite(candidate, source.path, line))
+    return closure

@@ -1,0 +1,90 @@
+"""What a proxy-wasm module is: ABI version, imports, exports, and whether Envoy loads it.
+
+Works on any core module, ours or one built with another SDK.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from pwtool.abi import ABI_VERSION_EXPORTS, ENVOY_WASI_FUNCTIONS, hostcalls_for
+from pwtool.build.wasm_binary import KIND_FUNC, Module
+
+METADATA_SECTION = "pwtool.plugin"
+
+
+@dataclass
+class ModuleReport:
+    """The facts ``pwtool inspect`` prints."""
+
+    size: int
+    sha256: str
+    abi_versions: list[str]
+    imports: list[dict[str, str]]
+    exports: list[dict[str, str]]
+    refused_imports: list[str]
+    problems: list[str] = field(default_factory=list)
+    plugin: dict[str, Any] | None = None
+
+    @property
+    def envoy_loadable(self) -> bool:
+        return not self.problems
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "size": self.size,
+            "sha256": self.sha256,
+            "abi_versions": self.abi_versions,
+            "envoy_loadable": self.envoy_loadable,
+            "problems": self.problems,
+            "refused_imports": self.refused_imports,
+            "imports": self.imports,
+            "exports": self.exports,
+            "plugin": self.plugin,
+        }
+
+
+def inspect_module(data: bytes) -> ModuleReport:
+    """Analyse a module given as bytes (raises WasmFormatError if it is not one)."""
+    module = Module.parse(data)
+    types = module.types()
+    exports = module.exports()
+    export_names = {e.name for e in exports}
+    versions = [version for marker, version in ABI_VERSION_EXPORTS.items() if marker in export_names]
+    known = hostcalls_for(versions[-1] if len(versions) == 1 else None)
+    imports, refused = [], []
+    for item in module.imports():
+        signature = str(types[item.type_index]) if item.type_index is not None and item.type_index < len(types) else ""
+        imports.append({"module": item.module, "name": item.name, "kind": item.kind_name, "type": signature})
+        allowed = (item.module == "env" and item.name in known) or (
+            item.module == "wasi_snapshot_preview1" and item.name in ENVOY_WASI_FUNCTIONS
+        )
+        if not allowed:
+            refused.append(f"{item.module}.{item.name}")
+    problems = []
+    if not versions:
+        problems.append("no proxy_abi_version_* export: Envoy reports 'Missing or unknown Proxy-Wasm ABI version'")
+    if refused:
+        problems.append("imports Envoy does not provide: " + ", ".join(refused))
+    if "proxy_on_memory_allocate" not in export_names and "malloc" not in export_names:
+        problems.append("exports neither proxy_on_memory_allocate nor malloc: the host cannot pass data in")
+    metadata = module.custom_sections().get(METADATA_SECTION)
+    plugin = None
+    if metadata is not None:
+        try:
+            plugin = json.loads(metadata)
+        except ValueError:
+            problems.append(f"custom section {METADATA_SECTION!r} is not valid JSON")
+    return ModuleReport(
+        size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        abi_versions=versions,
+        imports=imports,
+        exports=[{"name": e.name, "kind": e.kind_name} for e in exports],
+        refused_imports=refused,
+        problems=problems,
+        plugin=plugin,
+    )

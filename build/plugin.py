@@ -1,0 +1,262 @@
+"""``pwtool build``: a plugin directory in, one snapshotted proxy-wasm module out.
+
+1. read ``plugin.toml`` and collect every module the plugin can import;
+2. make sure the runtime (CPython + C shim) is built and cached;
+3. instantiate the runtime under wasmtime with a build-time host, hand it the sources,
+   and let the embedded interpreter compile and import the plugin;
+4. snapshot memory into a new module and embed the plugin's metadata.
+
+Builds are reproducible: the build-time host gives the interpreter a fixed clock and
+fixed "random" bytes, so the same inputs give the same module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import marshal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import wasmtime
+
+from pwtool import __version__
+from pwtool.build.imports import ImportClosure, ModuleSource, builtin_module_names, collect_imports
+from pwtool.build.metadata import ENTRY_MODULE, PluginError, PluginMetadata, load_metadata
+from pwtool.build.runtime.recipe import SHIM_DIR, Runtime, ensure_runtime
+from pwtool.build.snapshot import snapshot
+from pwtool.build.wasm_binary import KIND_FUNC, Module
+
+METADATA_SECTION = "pwtool.plugin"
+BOOT_SOURCE = Path(__file__).resolve().parent / "runtime" / "boot" / "boot.py"
+_STATUS_UNIMPLEMENTED = 12
+_BUILD_TIME_NS = 1_700_000_000 * 10**9  # the clock the interpreter sees while building
+
+Progress = Callable[[str], None]
+
+
+class BuildError(RuntimeError):
+    """The plugin could not be built; the message names the file, the plugin and the fix."""
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """What ``build_plugin`` produced."""
+
+    path: Path
+    size: int
+    sha256: str
+    seconds: float
+    metadata: PluginMetadata
+    runtime_key: str
+    module_count: int
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "path": str(self.path),
+            "size": self.size,
+            "sha256": self.sha256,
+            "seconds": round(self.seconds, 3),
+            "plugin": self.metadata.to_json(),
+            "runtime": self.runtime_key,
+            "modules": self.module_count,
+        }
+
+
+def default_output(metadata: PluginMetadata) -> Path:
+    return Path("dist") / f"{metadata.name}.wasm"
+
+
+def sdk_directory() -> Path:
+    """The directory that holds the ``proxywasm`` package bundled into plugins."""
+    import importlib.util
+
+    # find_spec locates the package without running it: it imports _proxywasm, which
+    # only exists inside a module (or under the emulator).
+    spec = importlib.util.find_spec("proxywasm")
+    if spec is None or spec.origin is None:
+        raise BuildError("the proxywasm SDK is not installed. Fix: pip install -e . in the pwtool checkout")
+    return Path(spec.origin).resolve().parent.parent
+
+
+def build_plugin(plugin_dir: Path | str, output: Path | str | None = None, progress: Progress | None = None) -> BuildResult:
+    """Build ``plugin_dir`` into a proxy-wasm module and return where it went."""
+    say = progress or (lambda message: None)
+    started = time.monotonic()
+    plugin_dir = Path(plugin_dir)
+    metadata = load_metadata(plugin_dir)
+    runtime = ensure_runtime(say)
+    closure = collect_imports(plugin_dir, sdk_directory(), runtime.stdlib, builtin_module_names(SHIM_DIR))
+    say(f"Compiling {metadata.name}: {len(closure.modules)} modules inside the wasm interpreter")
+    bundle = _make_bundle(metadata, closure)
+    module = _snapshot_plugin(runtime, bundle, metadata, plugin_dir)
+    target = Path(output) if output is not None else default_output(metadata)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".partial")
+    partial.write_bytes(module)
+    partial.replace(target)
+    return BuildResult(
+        path=target,
+        size=len(module),
+        sha256=hashlib.sha256(module).hexdigest(),
+        seconds=time.monotonic() - started,
+        metadata=metadata,
+        runtime_key=runtime.key,
+        module_count=len(closure.modules),
+    )
+
+
+def _make_bundle(metadata: PluginMetadata, closure: ImportClosure) -> bytes:
+    modules = {
+        name: (
+            source.is_package,
+            _display_path(source, metadata.name),
+            source.path.read_bytes(),
+            0 if source.origin == "plugin" else 2,
+        )
+        for name, source in closure.modules.items()
+    }
+    return marshal.dumps(
+        {
+            "boot": BOOT_SOURCE.read_text(encoding="utf-8"),
+            "modules": modules,
+            "plugin": ENTRY_MODULE,
+            "preload": [(site.module, str(site.file), site.line) for site in closure.plugin_imports],
+            "metadata": {
+                "name": metadata.name,
+                "root_id": metadata.root_id,
+                "version": metadata.version,
+                "config_json": metadata.config_json,
+            },
+        }
+    )
+
+
+def _display_path(source: ModuleSource, plugin_name: str) -> str:
+    """The file name tracebacks show: short, stable and free of the builder's paths."""
+    parts = source.name.split(".")
+    relative = "/".join(parts) + ("/__init__.py" if source.is_package else ".py")
+    prefix = {"plugin": plugin_name, "sdk": "<sdk>", "stdlib": "<stdlib>"}[source.origin]
+    return f"{prefix}/{relative}"
+
+
+@dataclass
+class _BuildHost:
+    """The host the runtime sees at build time: logs captured, no real proxy."""
+
+    logs: list[tuple[int, str]] = field(default_factory=list)
+
+    def define(self, linker: wasmtime.Linker, store: wasmtime.Store, module: wasmtime.Module) -> None:
+        linker.define_wasi()
+        config = wasmtime.WasiConfig()
+        store.set_wasi(config)
+        linker.allow_shadowing = True
+        for item in module.imports:
+            functype = item.type
+            if not isinstance(functype, wasmtime.FuncType):
+                continue
+            if item.module == "env":
+                linker.define_func("env", item.name, functype, self._hostcall(item.name), access_caller=True)
+            elif item.module == "wasi_snapshot_preview1" and item.name in ("random_get", "clock_time_get", "fd_write"):
+                linker.define_func(item.module, item.name, functype, getattr(self, "_wasi_" + item.name), access_caller=True)
+
+    def _hostcall(self, name: str) -> Callable[..., int]:
+        def call(caller: wasmtime.Caller, *args: int) -> int:
+            if name == "proxy_log":
+                level, pointer, size = args
+                self.logs.append((level, _read(caller, pointer, size).decode("utf-8", "replace")))
+                return 0
+            self.logs.append(
+                (4, f"{name}() was called while the plugin was being imported; hostcalls are only "
+                    "available from callbacks such as on_vm_start or on_configure")
+            )
+            return _STATUS_UNIMPLEMENTED
+
+        return call
+
+    def _wasi_random_get(self, caller: wasmtime.Caller, pointer: int, size: int) -> int:
+        memory = caller["memory"]
+        assert isinstance(memory, wasmtime.Memory)
+        memory.write(caller, bytes(size), pointer)  # deterministic builds: real randomness comes at run time
+        return 0
+
+    def _wasi_clock_time_get(self, caller: wasmtime.Caller, clock: int, precision: int, out: int) -> int:
+        memory = caller["memory"]
+        assert isinstance(memory, wasmtime.Memory)
+        memory.write(caller, _BUILD_TIME_NS.to_bytes(8, "little"), out)
+        return 0
+
+    def _wasi_fd_write(self, caller: wasmtime.Caller, fd: int, iovs: int, count: int, written_out: int) -> int:
+        memory = caller["memory"]
+        assert isinstance(memory, wasmtime.Memory)
+        chunks = []
+        for index in range(count):
+            entry = _read(caller, iovs + 8 * index, 8)
+            pointer, length = int.from_bytes(entry[:4], "little"), int.from_bytes(entry[4:], "little")
+            chunks.append(_read(caller, pointer, length))
+        text = b"".join(chunks)
+        self.logs.append((2 if fd == 1 else 4, text.decode("utf-8", "replace")))
+        memory.write(caller, len(text).to_bytes(4, "little"), written_out)
+        return 0
+
+
+def _read(caller: wasmtime.Caller, pointer: int, size: int) -> bytes:
+    memory = caller["memory"]
+    assert isinstance(memory, wasmtime.Memory)
+    return bytes(memory.read(caller, pointer, pointer + size))
+
+
+def _snapshot_plugin(runtime: Runtime, bundle: bytes, metadata: PluginMetadata, plugin_dir: Path) -> bytes:
+    runtime_bytes = runtime.wasm.read_bytes()
+    engine = wasmtime.Engine()
+    host = _BuildHost()
+    parsed = wasmtime.Module(engine, runtime_bytes)
+
+    def define(linker: wasmtime.Linker, store: wasmtime.Store) -> None:
+        host.define(linker, store, parsed)
+
+    def initialize(store: wasmtime.Store, instance: wasmtime.Instance) -> None:
+        exports = instance.exports(store)
+        exports["_initialize"](store)  # type: ignore[operator]
+        pointer = exports["malloc"](store, len(bundle))  # type: ignore[operator]
+        memory = exports["memory"]
+        assert isinstance(memory, wasmtime.Memory)
+        memory.write(store, bundle, pointer)
+        status = exports["pwtool_boot"](store, pointer, len(bundle))  # type: ignore[operator]
+        if status != 0:
+            raise BuildError(_explain_failure(plugin_dir, metadata, host.logs))
+
+    try:
+        module = snapshot(
+            runtime_bytes,
+            define,
+            initialize,
+            initialize_with="pwtool_snapshot_initialize",
+            drop_exports=("pwtool_boot",),
+            engine=engine,
+        )
+    except wasmtime.WasmtimeError as error:
+        raise BuildError(f"{plugin_dir}: the runtime trapped while importing plugin {metadata.name!r}: {error}") from None
+    parsed_out = Module.parse(module)
+    info = metadata.to_json() | {"pwtool": __version__, "runtime": runtime.key, "python": "3.11"}
+    parsed_out.set_custom_section(METADATA_SECTION, json.dumps(info, sort_keys=True).encode())
+    assert any(e.name == "_initialize" and e.kind == KIND_FUNC for e in parsed_out.exports())
+    return parsed_out.to_bytes()
+
+
+def _explain_failure(plugin_dir: Path, metadata: PluginMetadata, logs: list[tuple[int, str]]) -> str:
+    text = "".join(message if message.endswith("\n") else message + "\n" for _, message in logs)
+    marker = "PWTOOL-BUILD-ERROR "
+    if marker in text:
+        detail = text[text.index(marker) + len(marker):]
+        where, _, trace = detail.partition("\n")
+        last = trace.strip().splitlines()[-1] if trace.strip() else "unknown error"
+        fix = "Fix the error above"
+        if "ModuleNotFoundError" in last or "ImportError" in last:
+            fix = ("Fix: the module (or a C extension it needs) is not available in the wasm runtime; "
+                   "use another module, or vendor a pure-Python one into the plugin directory")
+        return (f"{plugin_dir}: plugin {metadata.name!r} failed during `{where}`: {last}\n"
+                f"{trace.rstrip()}\n{fix}.")
+    return f"{plugin_dir}: plugin {metadata.name!r} could not be loaded by the runtime:\n{text.rstrip()}"

@@ -1,0 +1,159 @@
+"""Boot code run by the embedded interpreter at plugin build time (never on the host).
+
+The shim's ``pwtool_boot`` executes this source with ``BUNDLE`` bound to the marshalled
+build bundle, after the interpreter's core start-up and before its main start-up:
+only builtins, ``sys``, ``marshal`` and the frozen import machinery exist yet, so
+this file imports nothing else at module level.
+
+BUNDLE keys:
+  modules:  {name: (is_package, filename, source bytes, optimize)} for every importable
+            module; optimize 2 (no docstrings, no asserts) for the stdlib keeps the
+            snapshot small, 0 for the plugin's own code
+  plugin:   the module to import (the plugin's ``plugin.py``)
+  preload:  [(module, importer file, line)] imported after the plugin so that a missing
+            C extension fails the build instead of a request
+  metadata: the plugin's metadata, exposed to the SDK as module ``_pwtool_plugin``
+"""
+
+import sys
+
+_modules = BUNDLE["modules"]  # noqa: F821 - injected by the shim
+_spec_type = sys.modules["_frozen_importlib"].ModuleSpec
+_PRECOMPILED = -1  # in place of `optimize`: the payload is marshalled code
+
+
+class _BundleImporter:
+    """Finds and loads modules from the bundle: sources compiled by this interpreter."""
+
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        entry = _modules.get(name)
+        if entry is None:
+            return None
+        is_package, filename = entry[0], entry[1]
+        spec = _spec_type(name, cls, origin=filename, is_package=is_package)
+        spec.has_location = True
+        if is_package:
+            spec.submodule_search_locations = []
+        return spec
+
+    @staticmethod
+    def create_module(spec):
+        return None
+
+    @staticmethod
+    def exec_module(module):
+        is_package, filename, payload, optimize = _modules[module.__spec__.name]
+        if optimize == _PRECOMPILED:
+            code = __import__("marshal").loads(payload)
+        else:
+            code = compile(payload, filename, "exec", dont_inherit=True, optimize=optimize)
+        exec(code, module.__dict__)
+
+    @staticmethod
+    def get_source(name):
+        entry = _modules.get(name)
+        if entry is None or entry[3] == _PRECOMPILED:
+            return None
+        return entry[2].decode("utf-8", errors="replace")
+
+
+def install_importer():
+    """Make bundled modules importable; runs before `encodings` is first needed."""
+    sys.meta_path.append(_BundleImporter)
+    return True
+
+
+class _LogStream:
+    """stdout/stderr of the plugin: whole lines go to proxy_log."""
+
+    def __init__(self, level):
+        self._level = level
+        self._pending = ""
+
+    def write(self, text):
+        text = self._pending + str(text)
+        *lines, self._pending = text.split("\n")
+        for line in lines:
+            self._emit(line)
+        return len(text)
+
+    def flush(self):
+        if self._pending:
+            self._emit(self._pending)
+            self._pending = ""
+
+    def _emit(self, line):
+        import _proxywasm
+
+        try:
+            _proxywasm.log(self._level, line)
+        except Exception:
+            pass
+
+    def isatty(self):
+        return False
+
+    @property
+    def encoding(self):
+        return "utf-8"
+
+
+def _install_metadata():
+    module = type(sys)("_pwtool_plugin")
+    metadata = BUNDLE["metadata"]  # noqa: F821
+    module.METADATA = metadata
+    module.NAME = metadata.get("name", "")
+    module.ROOT_ID = metadata.get("root_id", "")
+    module.DEFAULT_CONFIG = metadata.get("config_json", b"")
+    sys.modules["_pwtool_plugin"] = module
+
+
+def _report(error, context):
+    import traceback
+
+    lines = traceback.format_exception(type(error), error, error.__traceback__)
+    sys.__stderr__.write(f"PWTOOL-BUILD-ERROR {context}\n{''.join(lines)}")
+
+
+def _precompile_remaining():
+    """Keep only compiled code for modules that were not imported during the build."""
+    import marshal
+
+    for name in list(_modules):
+        if name in sys.modules:
+            del _modules[name]
+            continue
+        is_package, filename, source, optimize = _modules[name]
+        try:
+            code = compile(source, filename, "exec", dont_inherit=True, optimize=optimize)
+        except SyntaxError:
+            continue  # stays as source; fails (with a traceback) only if ever imported
+        _modules[name] = (is_package, filename, marshal.dumps(code), _PRECOMPILED)
+
+
+def load_plugin():
+    """Import the plugin and what it imports; report failures with their traceback."""
+    sys.stdout = _LogStream(2)
+    _install_metadata()
+    plugin = BUNDLE["plugin"]  # noqa: F821
+    try:
+        __import__(plugin)
+    except BaseException as error:  # noqa: BLE001 - reported to the build host verbatim
+        _report(error, f"import {plugin}")
+        return False
+    for module, importer, line in BUNDLE["preload"]:  # noqa: F821
+        if module in sys.modules:
+            continue
+        try:
+            __import__(module)
+        except BaseException as error:  # noqa: BLE001
+            _report(error, f"import {module} at {importer}:{line}")
+            return False
+    _precompile_remaining()
+    sys.stderr = _LogStream(4)
+    BUNDLE.clear()  # noqa: F821
+    import gc
+
+    gc.collect()
+    return True

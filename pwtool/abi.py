@@ -1,0 +1,48 @@
+"""Facts about the proxy-wasm ABI and what Envoy offers, shared by the build, ``inspect``
+and the emulator."""
+
+from __future__ import annotations
+
+#: Marker exports and the ABI version each one announces.
+ABI_VERSION_EXPORTS = {
+    "proxy_abi_version_0_1_0": "0.1.0",
+    "proxy_abi_version_0_2_0": "0.2.0",
+    "proxy_abi_version_0_2_1": "0.2.1",
+}
+
+#: The WASI functions Envoy (1.40, V8) offers; importing any other one fails the load.
+ENVOY_WASI_FUNCTIONS = frozenset(
+    "fd_write fd_read fd_seek fd_close fd_fdstat_get environ_get environ_sizes_get "
+    "args_get args_sizes_get clock_time_get random_get proc_exit".split()
+)
+
+#: env.* hostcalls common to every ABI version.
+COMMON_HOSTCALLS = frozenset(
+    """proxy_log proxy_get_log_level proxy_get_current_time_nanoseconds proxy_set_tick_period_milliseconds
+    proxy_get_property proxy_set_property proxy_get_buffer_bytes proxy_get_buffer_status proxy_set_buffer_bytes
+    proxy_get_header_map_pairs proxy_set_header_map_pairs proxy_get_header_map_size proxy_get_header_map_value
+    proxy_replace_header_map_value proxy_add_header_map_value proxy_remove_header_map_value
+    proxy_send_local_response proxy_http_call proxy_grpc_call proxy_grpc_stream proxy_grpc_send proxy_grpc_cancel
+    proxy_grpc_close proxy_get_status proxy_get_shared_data proxy_set_shared_data proxy_register_shared_queue
+    proxy_resolve_shared_queue proxy_enqueue_shared_queue proxy_dequeue_shared_queue proxy_define_metric
+    proxy_increment_metric proxy_record_metric proxy_get_metric proxy_set_effective_context proxy_done
+    proxy_call_foreign_function""".split()
+)
+
+#: env.* hostcalls that only some ABI versions have.
+VERSION_HOSTCALLS = {
+    "0.1.0": frozenset({"proxy_get_configuration", "proxy_continue_request", "proxy_continue_response",
+                        "proxy_clear_route_cache"}),
+    "0.2.0": frozenset({"proxy_continue_stream", "proxy_close_stream"}),
+    "0.2.1": frozenset({"proxy_continue_stream", "proxy_close_stream"}),
+}
+
+#: env.* functions that Envoy provides outside the proxy-wasm spec (toolchain glue).
+ENVOY_ENV_EXTRAS = frozenset({"emscripten_notify_memory_growth", "pthread_equal"})
+
+
+def hostcalls_for(version: str | None) -> frozenset[str]:
+    """Every env.* import Envoy accepts from a module of ABI ``version``."""
+    if version is None:
+        return COMMON_HOSTCALLS | ENVOY_ENV_EXTRAS | frozenset().union(*VERSION_HOSTCALLS.values())
+    return COMMON_HOSTCALLS | ENVOY_ENV_EXTRAS | VERSION_HOSTCALLS.get(version, frozenset())

@@ -1,0 +1,38 @@
+"""``pwtool build``: compile a plugin directory to a proxy-wasm module."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from pwtool.build import BuildError, PluginError, build_plugin
+from pwtool.build.runtime.recipe import RuntimeBuildError
+
+
+@click.command("build")
+@click.argument("plugin_dir", type=click.Path(path_type=Path, file_okay=False))
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Where to write the module (default: dist/<name>.wasm).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+def command(plugin_dir: Path, output: Path | None, as_json: bool) -> None:
+    """Build PLUGIN_DIR (plugin.py + plugin.toml) into one proxy-wasm module (ABI 0.2.1).
+
+    The first build on a machine also builds the runtime (CPython 3.11 for wasm32-wasi
+    and pwtool's C shim) and caches it; later builds only snapshot the plugin.
+    """
+    def progress(message: str) -> None:
+        click.echo(message, err=True)
+
+    try:
+        result = build_plugin(plugin_dir, output, progress=progress)
+    except (PluginError, BuildError, RuntimeBuildError) as error:
+        raise click.ClickException(str(error)) from None
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2))
+        return
+    click.echo(f"built   {result.path}")
+    click.echo(f"plugin  {result.metadata.name} (root_id {result.metadata.root_id!r})")
+    click.echo(f"size    {result.size:,} bytes ({result.size / 1e6:.2f} MB)")
+    click.echo(f"sha256  {result.sha256}")
+    click.echo(f"time    {result.seconds:.1f} s")
