@@ -46,6 +46,8 @@ if TYPE_CHECKING:
     C = TypeVar("C", bound=Context)
     R = TypeVar("R", bound=type[Context])
 
+_DEFAULT_NEW_HTTP = RootContext.new_http_context
+_OBJECT_INIT = object.__init__
 _CONTINUE = Action.CONTINUE
 _PAUSE = Action.PAUSE
 _REQUEST = StreamType.HTTP_REQUEST
@@ -321,22 +323,32 @@ class Dispatcher:
         return root
 
     def _root_for(self, context_id: int) -> RootContext:
-        parent_id = self._pending.pop(context_id, 0)
-        root = self._roots.get(parent_id)
+        root = self._roots.get(self._pending.pop(context_id, 0))
         if root is None:
             if len(self._roots) == 1:
                 root = next(iter(self._roots.values()))
             else:
-                root = self._create_root(parent_id)
+                root = self._create_root(0)
         return root
 
     def _create_http(self, context_id: int) -> HttpContext:
         root = self._root_for(context_id)
-        context: HttpContext | None
+        context: HttpContext | None = None
         try:
-            context = root.new_http_context(context_id)
+            if type(root).new_http_context is _DEFAULT_NEW_HTTP:
+                # The common case, inlined: it runs once per request.
+                cls = root.http_context or HttpContext
+                context = cls.__new__(cls)
+                context.id = context_id
+                context.root = root
+                context._dispatcher = self
+                context._bound = True
+                if cls.__init__ is not _OBJECT_INIT:
+                    cls.__init__(context)
+            else:
+                context = root.new_http_context(context_id)
         except Exception as exc:
-            self._log_exception(exc, f"{type(root).__qualname__}.new_http_context")
+            self._log_exception(exc, f"creating the HTTP context of {type(root).__qualname__}")
             context = None
         if context is None:
             context = self.instantiate(HttpContext, context_id, root)
@@ -371,7 +383,9 @@ class Dispatcher:
         return context
 
     def on_done(self, context_id: int) -> bool:
-        self._enter(context_id)
+        self.epoch += 1
+        self.effective_context_id = context_id
+        _current_vm[0] = self._vm_key
         context = self._contexts.get(context_id)
         if context is None:
             return True
@@ -382,8 +396,12 @@ class Dispatcher:
             return True
 
     def on_log(self, context_id: int) -> None:
-        self._enter(context_id)
-        context = self._existing(context_id)
+        self.epoch += 1
+        self.effective_context_id = context_id
+        _current_vm[0] = self._vm_key
+        context: Context | None = self._http_contexts.get(context_id)
+        if context is None:
+            context = self._existing(context_id)
         if isinstance(context, (HttpContext, TcpContext)):
             try:
                 context.on_log()
@@ -391,16 +409,17 @@ class Dispatcher:
                 self._log_exception(exc, f"{type(context).__qualname__}.on_log")
 
     def on_delete(self, context_id: int) -> None:
-        self._enter(context_id)
-        self._pending.pop(context_id, None)
+        self.epoch += 1
+        self.effective_context_id = context_id
         context = self._contexts.pop(context_id, None)
         if context is None:
+            self._pending.pop(context_id, None)
             return
-        self._http_contexts.pop(context_id, None)
-        self._tcp_contexts.pop(context_id, None)
         context._deleted = True
-        if self._roots.pop(context_id, None) is not None:
-            self._timers.pop(context_id, None)
+        if self._http_contexts.pop(context_id, None) is None:
+            if self._tcp_contexts.pop(context_id, None) is None:
+                self._roots.pop(context_id, None)
+                self._timers.pop(context_id, None)
         tasks = context._tasks
         if tasks:
             context._tasks = None

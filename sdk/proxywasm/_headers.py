@@ -139,7 +139,7 @@ class Headers:
         self._replace_cached(_key(name), to_bytes(value))
 
     def __setitem__(self, name: str | bytes, value: str | bytes) -> None:
-        self.set(name, value)
+        self.set(name, value)  # HostHeaders rebinds this to its own `set` directly
 
     def add(self, name: str | bytes, value: str | bytes) -> None:
         """Add one more value for `name`, keeping the existing ones."""
@@ -182,7 +182,8 @@ class HostHeaders(Headers):
     __slots__ = ("_map_type", "_dispatcher", "_context_id", "_epoch")
 
     def __init__(self, map_type: MapType, dispatcher: Dispatcher, context_id: int) -> None:
-        super().__init__()
+        # No super().__init__(): this runs for every request, keep it to four stores.
+        self._pairs = []
         self._map_type = map_type
         self._dispatcher = dispatcher
         self._context_id = context_id
@@ -197,40 +198,48 @@ class HostHeaders(Headers):
             self._epoch = dispatcher.epoch
         return self._pairs
 
-    def _cached(self) -> bool:
-        """Whether the cache is valid for the current callback (then writes update it)."""
-        return self._epoch == self._dispatcher.epoch
+    # The writers below are on the per-request hot path: conversions and checks are
+    # inlined rather than calling helpers, because each Python call costs as much as
+    # the work itself.
+
+    def set(self, name: str | bytes, value: str | bytes) -> None:
+        """Set header `name` to `value`, replacing every existing value (one hostcall)."""
+        key = (name.encode("utf-8", "surrogateescape") if isinstance(name, str) else name).lower()
+        data = value.encode("utf-8", "surrogateescape") if isinstance(value, str) else bytes(value)
+        dispatcher = self._dispatcher
+        if dispatcher.effective_context_id != self._context_id:
+            dispatcher.activate(self._context_id)
+        _hostcalls.replace_header_map_value(self._map_type, key, data)
+        if self._epoch == dispatcher.epoch:
+            self._replace_cached(key, data)
+
+    __setitem__ = set
+
+    def add(self, name: str | bytes, value: str | bytes) -> None:
+        """Add one more value for `name` (one hostcall)."""
+        key = (name.encode("utf-8", "surrogateescape") if isinstance(name, str) else name).lower()
+        data = value.encode("utf-8", "surrogateescape") if isinstance(value, str) else bytes(value)
+        dispatcher = self._dispatcher
+        if dispatcher.effective_context_id != self._context_id:
+            dispatcher.activate(self._context_id)
+        _hostcalls.add_header_map_value(self._map_type, key, data)
+        if self._epoch == dispatcher.epoch:
+            self._pairs.append((key, data))
+
+    def remove(self, name: str | bytes) -> None:
+        """Remove every value of `name` (one hostcall); absent headers are fine."""
+        key = (name.encode("utf-8", "surrogateescape") if isinstance(name, str) else name).lower()
+        dispatcher = self._dispatcher
+        if dispatcher.effective_context_id != self._context_id:
+            dispatcher.activate(self._context_id)
+        _hostcalls.remove_header_map_value(self._map_type, key)
+        if self._epoch == dispatcher.epoch:
+            self._remove_cached(key)
 
     def _activate(self) -> None:
         dispatcher = self._dispatcher
         if dispatcher.effective_context_id != self._context_id:
             dispatcher.activate(self._context_id)
-
-    def set(self, name: str | bytes, value: str | bytes) -> None:
-        """Set header `name` to `value`, replacing every existing value (one hostcall)."""
-        key = _key(name)
-        data = to_bytes(value)
-        self._activate()
-        _hostcalls.replace_header_map_value(self._map_type, key, data)
-        if self._cached():
-            self._replace_cached(key, data)
-
-    def add(self, name: str | bytes, value: str | bytes) -> None:
-        """Add one more value for `name` (one hostcall)."""
-        key = _key(name)
-        data = to_bytes(value)
-        self._activate()
-        _hostcalls.add_header_map_value(self._map_type, key, data)
-        if self._cached():
-            self._pairs.append((key, data))
-
-    def remove(self, name: str | bytes) -> None:
-        """Remove every value of `name` (one hostcall); absent headers are fine."""
-        key = _key(name)
-        self._activate()
-        _hostcalls.remove_header_map_value(self._map_type, key)
-        if self._cached():
-            self._remove_cached(key)
 
     def replace_all(self, headers: HeadersLike) -> None:
         """Replace the whole map with `headers` in one `set_header_map_pairs` hostcall."""
