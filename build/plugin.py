@@ -212,10 +212,6 @@ def _snapshot_plugin(runtime: Runtime, bundle: bytes, metadata: PluginMetadata, 
     runtime_bytes = runtime.wasm.read_bytes()
     engine = wasmtime.Engine()
     host = _BuildHost()
-    parsed = wasmtime.Module(engine, runtime_bytes)
-
-    def define(linker: wasmtime.Linker, store: wasmtime.Store) -> None:
-        host.define(linker, store, parsed)
 
     def initialize(store: wasmtime.Store, instance: wasmtime.Instance) -> None:
         exports = instance.exports(store)
@@ -231,11 +227,12 @@ def _snapshot_plugin(runtime: Runtime, bundle: bytes, metadata: PluginMetadata, 
     try:
         module = snapshot(
             runtime_bytes,
-            define,
+            host.define,
             initialize,
             initialize_with="pwtool_snapshot_initialize",
             drop_exports=("pwtool_boot",),
             engine=engine,
+            compile_cache=runtime.wasm.parent / "compiled",
         )
     except wasmtime.WasmtimeError as error:
         raise BuildError(f"{plugin_dir}: the runtime trapped while importing plugin {metadata.name!r}: {error}") from None

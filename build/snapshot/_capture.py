@@ -6,13 +6,15 @@ memory and mutable globals back and write them into a copy of the module.
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
 from typing import Callable
 
 import wasmtime
 
 from pwtool.build.snapshot._rewrite import expose_mutable_globals, write_snapshot
 
-LinkerSetup = Callable[[wasmtime.Linker, wasmtime.Store], None]
+LinkerSetup = Callable[[wasmtime.Linker, wasmtime.Store, wasmtime.Module], None]
 Initializer = Callable[[wasmtime.Store, wasmtime.Instance], None]
 
 
@@ -24,18 +26,21 @@ def snapshot(
     initialize_with: str,
     drop_exports: tuple[str, ...] = (),
     engine: wasmtime.Engine | None = None,
+    compile_cache: Path | None = None,
 ) -> bytes:
     """Instantiate ``module_bytes``, run ``initialize`` and return the snapshotted module.
 
     ``define_imports`` fills the linker with the imports the initialiser needs;
-    ``initialize_with`` is the exported no-op that replaces ``_initialize``.
+    ``initialize_with`` is the exported no-op that replaces ``_initialize``. With
+    ``compile_cache``, wasmtime's compiled code is kept there between runs.
     """
     instrumented, exposed = expose_mutable_globals(module_bytes)
     engine = engine or wasmtime.Engine()
+    module = _compile(engine, instrumented, compile_cache)
     store = wasmtime.Store(engine)
     linker = wasmtime.Linker(engine)
-    define_imports(linker, store)
-    instance = linker.instantiate(store, wasmtime.Module(engine, instrumented))
+    define_imports(linker, store, module)
+    instance = linker.instantiate(store, module)
     initialize(store, instance)
 
     exports = instance.exports(store)
@@ -48,3 +53,24 @@ def snapshot(
         assert isinstance(global_, wasmtime.Global)
         values[index] = int(global_.value(store))
     return write_snapshot(module_bytes, bytes(contents), values, initialize_with, drop_exports)
+
+
+def _compile(engine: wasmtime.Engine, module_bytes: bytes, cache: Path | None) -> wasmtime.Module:
+    """Compile with Cranelift, or load the code compiled last time for the same bytes."""
+    if cache is None:
+        return wasmtime.Module(engine, module_bytes)
+    from importlib.metadata import version
+
+    key = hashlib.sha256(module_bytes + version("wasmtime").encode()).hexdigest()[:24]
+    path = cache / f"{key}.cwasm"
+    if path.is_file():
+        try:
+            return wasmtime.Module.deserialize_file(engine, str(path))
+        except wasmtime.WasmtimeError:
+            path.unlink(missing_ok=True)  # written by another wasmtime: compile again
+    module = wasmtime.Module(engine, module_bytes)
+    cache.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    partial.write_bytes(module.serialize())
+    partial.replace(path)
+    return module

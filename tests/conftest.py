@@ -1,0 +1,24 @@
+"""Fixtures shared by every test directory."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from pwtool.emulator import build_plugin_cached
+
+REPO = Path(__file__).resolve().parents[1]
+PLUGINS = REPO / "plugins"
+
+
+@pytest.fixture(scope="session")
+def built_plugin(request: pytest.FixtureRequest) -> Callable[[str], Path]:
+    """``built_plugin("hello")`` -> the module built from plugins/hello (cached by source)."""
+    cache = Path(request.config.cache.mkdir("pwtool-builds")) if request.config.cache is not None else None
+
+    def build(name: str) -> Path:
+        return build_plugin_cached(PLUGINS / name, cache)
+
+    return build
