@@ -79,7 +79,8 @@ class Context:
         Stream contexts follow their root; set ``fail_open = True`` on a class (or pass
         ``register(..., fail_open=True)``) to change it.
         """
-        return self.root.fail_open
+        own = self.__dict__.get("fail_open")
+        return self.root.fail_open if own is None else bool(own)
 
     @fail_open.setter
     def fail_open(self, value: bool) -> None:

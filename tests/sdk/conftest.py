@@ -43,12 +43,19 @@ def load(emulator: Emulator, tmp_path: Path) -> Callable[..., Plugin]:
     return _load
 
 
-@pytest.fixture
-def example(emulator: Emulator) -> Callable[..., Plugin]:
-    """``example("hello", **kwargs)``: load ``plugins/<name>`` natively."""
+@pytest.fixture(params=["native", pytest.param("wasm", marks=pytest.mark.slow)])
+def example(request: pytest.FixtureRequest, emulator: Emulator) -> Callable[..., Plugin]:
+    """``example("hello", **kwargs)``: load ``plugins/<name>``, natively and built to
+    wasm (each example test runs both ways, like the Go SDK's dual-run tests)."""
+    mode = request.param
+    if mode == "wasm":
+        try:
+            from pwtool.build.plugin import build_plugin  # noqa: F401
+        except ImportError as exc:  # pragma: no cover - the build is the lead's part
+            pytest.skip(f"the plugin build is unavailable: {exc}")
 
     def _load(name: str, **kwargs: object) -> Plugin:
-        kwargs.setdefault("mode", "native")
+        kwargs.setdefault("mode", mode)
         return emulator.load(PLUGINS / name, **kwargs)  # type: ignore[arg-type]
 
     return _load
