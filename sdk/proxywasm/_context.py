@@ -394,17 +394,17 @@ class HttpContext(Context):
         return trailers
 
     def request_body(self, size: int | None = None) -> Body:
-        """The request body buffer (meaningful in body/trailer callbacks)."""
+        """The request body buffer; empty when the host holds none (meaningful in body/trailer callbacks)."""
         if size is None:
             self._activate()
-            size = _hostcalls.get_buffer_status(BufferType.HTTP_REQUEST_BODY)[0]
+            size = _buffered_size(BufferType.HTTP_REQUEST_BODY)
         return Body(BufferType.HTTP_REQUEST_BODY, size, self._dispatcher, self.id)
 
     def response_body(self, size: int | None = None) -> Body:
-        """The response body buffer (meaningful in body/trailer callbacks)."""
+        """The response body buffer; empty when the host holds none (meaningful in body/trailer callbacks)."""
         if size is None:
             self._activate()
-            size = _hostcalls.get_buffer_status(BufferType.HTTP_RESPONSE_BODY)[0]
+            size = _buffered_size(BufferType.HTTP_RESPONSE_BODY)
         return Body(BufferType.HTTP_RESPONSE_BODY, size, self._dispatcher, self.id)
 
     # -- flow control ------------------------------------------------------------------
@@ -501,6 +501,14 @@ class TcpContext(Context):
         """Close the server connection; False when it is already gone."""
         return self._close(StreamType.UPSTREAM)
 
+
+
+def _buffered_size(buffer_type: BufferType) -> int:
+    """Size of a host buffer; 0 when the host has none (the body was passed on)."""
+    try:
+        return _hostcalls.get_buffer_status(buffer_type)[0]
+    except NotFound:
+        return 0
 
 
 def parse_json_config(data: bytes | str, defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:

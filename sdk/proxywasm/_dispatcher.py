@@ -584,9 +584,7 @@ class Dispatcher:
         try:
             if context.buffer_request_body:
                 # Trailers end the body: hand the buffered body over first.
-                size = _hostcalls.get_buffer_status(BufferType.HTTP_REQUEST_BODY)[0]
-                body = Body(BufferType.HTTP_REQUEST_BODY, size, self, context_id)
-                result = context.on_request_body(body, True)
+                result = context.on_request_body(context.request_body(), True)
                 if result is not None and result is not _CONTINUE:
                     return self._action(context, result, _REQUEST)
             result = context.on_request_trailers(context.request_trailers)
@@ -599,9 +597,7 @@ class Dispatcher:
         context = self._http(context_id)
         try:
             if context.buffer_response_body:
-                size = _hostcalls.get_buffer_status(BufferType.HTTP_RESPONSE_BODY)[0]
-                body = Body(BufferType.HTTP_RESPONSE_BODY, size, self, context_id)
-                result = context.on_response_body(body, True)
+                result = context.on_response_body(context.response_body(), True)
                 if result is not None and result is not _CONTINUE:
                     return self._action(context, result, _RESPONSE)
             result = context.on_response_trailers(context.response_trailers)

@@ -313,3 +313,25 @@ def test_grpc_stream_cancel(probe) -> None:
     assert stream.closed
     assert not probe.grpc_streams  # the host dropped it
     assert not probe.logs.error
+
+
+def test_grpc_stream_close_and_error_status(probe) -> None:
+    outcome = []
+
+    async def on_tick(root):
+        root.set_tick_period(0)
+        stream = root.open_grpc_stream("grpc", "pkg.Svc", "Watch")
+        stream.send(b"last", end_stream=True)
+        stream.close()
+        try:
+            await stream.receive()
+        except proxywasm.GrpcCallError as error:
+            outcome.append((error.status, error.message))
+
+    probe.hooks["on_tick"] = on_tick
+    probe.run(lambda root: root.set_tick_period(10))
+    probe.tick()
+    (server,) = probe.grpc_streams
+    assert server.sent == [b"last"] and server.local_closed
+    server.close(14, "unavailable")
+    assert outcome == [(14, "unavailable")]

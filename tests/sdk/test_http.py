@@ -220,3 +220,42 @@ def test_close_request_resets_stream(probe) -> None:
     stream = probe.http_stream()
     stream.send_request_headers(REQUEST, end_of_stream=True)
     assert stream.reset_by is not None
+
+
+def test_stream_ending_before_headers_still_logs(probe) -> None:
+    stream = probe.http_stream()
+    stream.complete()
+    assert "on_log" in probe.calls and "http_on_done" in probe.calls
+    assert not probe.logs.error
+
+
+def test_body_helpers_and_body_outside_body_callback(probe) -> None:
+    seen = {}
+
+    def on_request_body(ctx, body, eos):
+        seen["json"] = body.json()
+        seen["text"] = body.text()
+
+    def on_request_trailers(ctx, trailers):
+        body = ctx.request_body()
+        seen["len"] = len(body)
+
+    probe.hooks["on_request_body"] = on_request_body
+    probe.hooks["on_request_trailers"] = on_request_trailers
+    stream = probe.http_stream()
+    stream.send_request(REQUEST, body='{"a": [1]}', trailers={"t": "1"})
+    assert seen["json"] == {"a": [1]} and seen["text"] == '{"a": [1]}'
+    assert seen["len"] == 0  # passed on already: an empty body, not an error
+    assert not probe.logs.error
+
+
+def test_replace_all_headers(probe) -> None:
+    def on_response_headers(ctx, headers, eos):
+        headers.replace_all([(":status", "404"), ("x-only", "1")])
+        return Action.CONTINUE
+
+    probe.hooks["on_response_headers"] = on_response_headers
+    stream = probe.http_stream()
+    stream.send_request(REQUEST)
+    stream.send_response(200, {"server": "s"})
+    assert stream.downstream_response.headers.items() == [(":status", "404"), ("x-only", "1")]

@@ -238,3 +238,29 @@ def test_tcp_pause_and_resume(probe_factory) -> None:
     assert conn.send_downstream_data("x") == HostAction.PAUSE
     assert bytes(conn.sent_upstream) == b""
     assert probe.run(lambda root: held[0].resume_downstream()) is True
+
+
+def test_async_vm_start_and_root_sleep(probe_factory) -> None:
+    steps = []
+
+    async def on_vm_start(root, data):
+        steps.append("start")
+        await proxywasm.sleep(100)
+        steps.append("slept")
+
+    probe = probe_factory(hooks={"on_vm_start": on_vm_start})
+    assert steps == ["start"]
+    probe.advance(100)
+    assert steps == ["start", "slept"]
+
+
+def test_tcp_upstream_controls(probe_factory) -> None:
+    probe = probe_factory(root_id="tcp")
+    held = []
+    probe.hooks["on_upstream_data"] = lambda ctx, data, eos: held.append(ctx) or Action.PAUSE
+    conn = probe.tcp_stream()
+    conn.send_downstream_data("x")
+    conn.send_upstream_data("y")
+    results = probe.run(lambda root: (held[0].close_upstream(),))
+    assert results in ((True,), (False,))  # Envoy may not implement upstream close for wasm
+    assert not [line for line in probe.logs.error if "Traceback" in line]
