@@ -48,6 +48,8 @@ if TYPE_CHECKING:
 
 _DEFAULT_NEW_HTTP = RootContext.new_http_context
 _OBJECT_INIT = object.__init__
+_NOOP_ON_DONE = Context.on_done
+_NOOP_ON_LOG = (HttpContext.on_log, TcpContext.on_log)
 _CONTINUE = Action.CONTINUE
 _PAUSE = Action.PAUSE
 _REQUEST = StreamType.HTTP_REQUEST
@@ -332,7 +334,9 @@ class Dispatcher:
         return root
 
     def _create_http(self, context_id: int) -> HttpContext:
-        root = self._root_for(context_id)
+        root = self._roots.get(self._pending.pop(context_id, 0))
+        if root is None:
+            root = self._root_for(context_id)
         context: HttpContext | None = None
         try:
             if type(root).new_http_context is _DEFAULT_NEW_HTTP:
@@ -387,7 +391,7 @@ class Dispatcher:
         self.effective_context_id = context_id
         _current_vm[0] = self._vm_key
         context = self._contexts.get(context_id)
-        if context is None:
+        if context is None or type(context).on_done is _NOOP_ON_DONE:
             return True
         try:
             return bool(context.on_done())
@@ -402,7 +406,7 @@ class Dispatcher:
         context: Context | None = self._http_contexts.get(context_id)
         if context is None:
             context = self._existing(context_id)
-        if isinstance(context, (HttpContext, TcpContext)):
+        if isinstance(context, (HttpContext, TcpContext)) and type(context).on_log not in _NOOP_ON_LOG:
             try:
                 context.on_log()
             except Exception as exc:
@@ -523,7 +527,10 @@ class Dispatcher:
         if context is None:
             context = self._create_http(context_id)
         try:
-            result = context.on_request_headers(context.request_headers, end_of_stream != 0)
+            headers = context._request_headers
+            if headers is None:
+                headers = context.request_headers
+            result = context.on_request_headers(headers, end_of_stream != 0)
         except Exception as exc:
             return self._failed(context, exc, _REQUEST, "on_request_headers")
         if result is None:
@@ -543,7 +550,10 @@ class Dispatcher:
             context = self._create_http(context_id)
         context._response_started = True
         try:
-            result = context.on_response_headers(context.response_headers, end_of_stream != 0)
+            headers = context._response_headers
+            if headers is None:
+                headers = context.response_headers
+            result = context.on_response_headers(headers, end_of_stream != 0)
         except Exception as exc:
             return self._failed(context, exc, _RESPONSE, "on_response_headers")
         if result is None:

@@ -1,11 +1,72 @@
-"""The enums of the proxy-wasm ABI 0.2.1, named the way plugin code reads them."""
+"""The enums of the proxy-wasm ABI 0.2.1, named the way plugin code reads them.
+
+They are small `int` subclasses rather than `enum.IntEnum`: on CPython 3.11 reading an
+IntEnum member (``Action.CONTINUE``) costs several times a plain class attribute, and
+`enum` drags half a dozen modules into every plugin's snapshot. Members behave like
+IntEnum members where it matters: they are ints, compare with ints, have a `name`,
+print as ``Action.CONTINUE``, and ``Action(1)`` gives ``Action.PAUSE`` (or ValueError).
+"""
 
 from __future__ import annotations
 
-from enum import IntEnum
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import ClassVar
+
+    from typing_extensions import Self
 
 
-class Action(IntEnum):
+class IntConstant(int):
+    """Base of the SDK's enums: an `int` that knows its name."""
+
+    __slots__ = ()
+    _members: ClassVar[dict[int, IntConstant]]
+    _names: ClassVar[dict[int, str]]
+
+    def __new__(cls, value: int) -> Self:
+        try:
+            return cls._members[value]  # type: ignore[return-value]
+        except (KeyError, TypeError):
+            raise ValueError(f"{value!r} is not a valid {cls.__name__}") from None
+
+    def __init_subclass__(cls) -> None:
+        cls._members = {}
+        cls._names = {}
+        for name, value in list(vars(cls).items()):
+            if not name.startswith("_") and type(value) is int:
+                member = int.__new__(cls, value)
+                setattr(cls, name, member)
+                cls._members[value] = member
+                cls._names[value] = name
+
+    @property
+    def name(self) -> str:
+        """The member's name, e.g. ``"CONTINUE"``."""
+        return self._names[int(self)]
+
+    @property
+    def value(self) -> int:
+        """The member's value as a plain int."""
+        return int(self)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}.{self._names[int(self)]}"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> tuple[type[Self], tuple[int]]:
+        return type(self), (int(self),)
+
+
+# Type checkers see real IntEnums (members typed as their class, exhaustiveness checks);
+# the interpreter runs the lean IntConstant.
+if TYPE_CHECKING:
+    from enum import IntEnum as _Enum
+else:
+    _Enum = IntConstant
+
+
+class Action(_Enum):
     """What a stream callback tells the host to do next."""
 
     CONTINUE = 0
@@ -14,7 +75,7 @@ class Action(IntEnum):
     """Hold the stream here until the plugin resumes it (or, for a body, buffer it)."""
 
 
-class LogLevel(IntEnum):
+class LogLevel(_Enum):
     """Envoy log levels, as `proxy_log` numbers them."""
 
     TRACE = 0
@@ -25,7 +86,7 @@ class LogLevel(IntEnum):
     CRITICAL = 5
 
 
-class PeerType(IntEnum):
+class PeerType(_Enum):
     """Which side closed a TCP connection."""
 
     UNKNOWN = 0
@@ -33,7 +94,7 @@ class PeerType(IntEnum):
     REMOTE = 2
 
 
-class Status(IntEnum):
+class Status(_Enum):
     """Result codes of hostcalls."""
 
     OK = 0
@@ -48,7 +109,7 @@ class Status(IntEnum):
     UNIMPLEMENTED = 12
 
 
-class BufferType(IntEnum):
+class BufferType(_Enum):
     """Host buffers that `get_buffer_bytes` / `set_buffer_bytes` address."""
 
     HTTP_REQUEST_BODY = 0
@@ -62,7 +123,7 @@ class BufferType(IntEnum):
     CALL_DATA = 8
 
 
-class MapType(IntEnum):
+class MapType(_Enum):
     """Host header maps."""
 
     HTTP_REQUEST_HEADERS = 0
@@ -75,7 +136,7 @@ class MapType(IntEnum):
     HTTP_CALL_RESPONSE_TRAILERS = 7
 
 
-class StreamType(IntEnum):
+class StreamType(_Enum):
     """Streams that `continue_stream` / `close_stream` address."""
 
     HTTP_REQUEST = 0
@@ -84,7 +145,7 @@ class StreamType(IntEnum):
     UPSTREAM = 3
 
 
-class MetricType(IntEnum):
+class MetricType(_Enum):
     """Kinds of metric `define_metric` creates."""
 
     COUNTER = 0
@@ -92,7 +153,7 @@ class MetricType(IntEnum):
     HISTOGRAM = 2
 
 
-class GrpcStatus(IntEnum):
+class GrpcStatus(_Enum):
     """gRPC status codes (for local responses and gRPC call results)."""
 
     OK = 0
