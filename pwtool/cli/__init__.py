@@ -18,10 +18,12 @@ def _register_commands() -> None:
     from pwtool.cli import build as build_cmd
     from pwtool.cli import inspect as inspect_cmd
     from pwtool.cli import manifest as manifest_cmd
+    from pwtool.cli import new as new_cmd
     from pwtool.cli import pull as pull_cmd
     from pwtool.cli import push as push_cmd
+    from pwtool.cli import run as run_cmd
 
-    for module in (build_cmd, inspect_cmd, push_cmd, pull_cmd, manifest_cmd):
+    for module in (build_cmd, inspect_cmd, push_cmd, pull_cmd, manifest_cmd, run_cmd, new_cmd):
         main.add_command(module.command)
 
 

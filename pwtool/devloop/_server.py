@@ -1,0 +1,395 @@
+"""The dev loop: a plugin served by a real Envoy, hot-swapped through file-based ECDS.
+
+Envoy reads the wasm filter's config from an ECDS file (``path_config_source``) and
+watches that file's directory for a *move onto* the file name (inotify ``IN_MOVED_TO``);
+writing the file in place is not seen. So every swap builds the module under a new,
+versioned file name, writes a new ``DiscoveryResponse`` (new ``version_info``) to a
+temporary file in the same directory and renames it over the watched path. Envoy
+then loads the new module on its main thread while the old filter config keeps serving;
+streams that already started finish on the old VM, new streams get the new one.
+A failed build or a module Envoy rejects leaves the old module serving.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pwtool.build import PluginError, load_metadata
+from pwtool.devloop._watch import changed, snapshot
+from pwtool.envoy import EchoServer, Envoy, free_port
+from pwtool.manifests import bootstrap, ecds_filter, ecds_resource, plugin_config
+
+Say = Callable[[str], None]
+_KEEP_MODULES = 3
+# "[2025-01-01 00:00:00.000][1234][info][wasm] [source/...:123] wasm log hello: text"
+_LOG_LINE = re.compile(r"^\[[^\]]*\]\[\d+\]\[(?P<level>\w+)\]\[(?P<component>[\w-]+)\] (?:\[[^\]]*\] )?(?P<text>.*)$")
+_WASM_LOG = re.compile(r"^wasm log(?: [^:\s]*)*?: ")
+
+
+class DevLoopError(RuntimeError):
+    """The dev loop could not start (the first build failed, Envoy refused the config, ...)."""
+
+
+@dataclass(frozen=True)
+class Swap:
+    """The outcome of one rebuild: ``ok`` and the new ``version``, or the ``error`` text."""
+
+    ok: bool
+    version: str
+    seconds: float
+    build_seconds: float = 0.0
+    error: str = ""
+
+
+def _sdk_dir() -> Path | None:
+    """The proxywasm SDK's source directory (found without importing it: it needs the host seam)."""
+    spec = importlib.util.find_spec("proxywasm")
+    return Path(spec.origin).parent if spec and spec.origin else None
+
+
+def parse_config(value: str | None) -> tuple[dict[str, Any] | None, Path | None]:
+    """``--config``: inline JSON, or ``@file`` holding JSON; returns (config, file to watch)."""
+    if value is None:
+        return None, None
+    path: Path | None = None
+    text = value
+    if value.startswith("@"):
+        path = Path(value[1:])
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as error:
+            raise DevLoopError(f"--config {value}: cannot read {path}: {error.strerror}") from None
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise DevLoopError(f"--config {value}: not valid JSON: {error}") from None
+    if not isinstance(config, dict):
+        raise DevLoopError(f"--config {value}: must be a JSON object, got {type(config).__name__}")
+    return config, path
+
+
+class DevServer:
+    """``with DevServer("plugins/hello") as dev: dev.url; dev.reload()`` - plugin in a live Envoy.
+
+    ``upstream`` is ``host:port`` (default: a built-in JSON echo server). ``config`` is
+    ``--config`` syntax (JSON or ``@file``); without it the plugin.toml defaults apply.
+    """
+
+    def __init__(
+        self,
+        plugin_dir: Path | str,
+        *,
+        upstream: str | None = None,
+        port: int | None = None,
+        admin_port: int | None = None,
+        config: str | None = None,
+        concurrency: int = 1,
+        workdir: Path | None = None,
+        say: Say | None = None,
+        watch_sdk: bool = True,
+    ) -> None:
+        self.plugin_dir = Path(plugin_dir).resolve()
+        self.upstream = upstream
+        self.port = port or free_port()
+        self.admin_port = admin_port or free_port()
+        self.config_arg = config
+        self.concurrency = concurrency
+        self._say: Say = say or (lambda message: None)
+        self._owned_dir = None if workdir else tempfile.TemporaryDirectory(prefix="pwtool-run-")
+        self.workdir = Path(workdir or self._owned_dir.name)  # type: ignore[union-attr]
+        self.module_dir = self.workdir / "modules"
+        self.ecds_dir = self.workdir / "ecds"
+        self.generation = 0
+        self.version = ""
+        self.envoy: Envoy | None = None
+        self._echo: EchoServer | None = None
+        self._name = ""
+        self._config_file: Path | None = None
+        self._watch_roots = [self.plugin_dir]
+        sdk = _sdk_dir() if watch_sdk else None
+        if sdk is not None and sdk.is_dir():
+            self._watch_roots.append(sdk)
+        self._lock = threading.Lock()
+        self._config: dict[str, Any] | None = None
+        self._root_id = ""
+        self._sha = ""
+        self._log_offset = 0
+        self._log_rest = b""
+
+    # -- properties ---------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.envoy is not None, "not started"
+        return self.envoy.pid
+
+    @property
+    def ecds_path(self) -> Path:
+        return self.ecds_dir / f"{self._name}.yaml"
+
+    @property
+    def watch_roots(self) -> list[Path]:
+        roots = list(self._watch_roots)
+        if self._config_file is not None:
+            roots.append(self._config_file)
+        return roots
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    def start(self) -> "DevServer":
+        """Build the plugin, start the upstream (if built in) and Envoy; raise DevLoopError on failure."""
+        try:
+            metadata = load_metadata(self.plugin_dir)
+        except PluginError as error:
+            raise DevLoopError(str(error)) from None
+        self._name = metadata.name
+        self.module_dir.mkdir(parents=True, exist_ok=True)
+        self.ecds_dir.mkdir(parents=True, exist_ok=True)
+        started = time.monotonic()
+        module, error = self._build()
+        if module is None:
+            raise DevLoopError(error)
+        self._write_ecds(module)
+        upstream = self.upstream
+        if upstream is None:
+            self._echo = EchoServer().start()
+            upstream = self._echo.address
+        config = bootstrap(
+            http_filters=[ecds_filter(self._name, self.ecds_path)],
+            listen_port=self.port, admin_port=self.admin_port, upstream=upstream,
+        )
+        self.envoy = Envoy(config, admin_port=self.admin_port, workdir=self.workdir, concurrency=self.concurrency)
+        try:
+            self.envoy.start()
+        except Exception as error:
+            self.stop()
+            raise DevLoopError(str(error)) from None
+        # Envoy starts serving even when it rejects the first ECDS file; refuse that here.
+        counters = self._ecds_counters()
+        if counters.get("config_reload", 0) < 1:
+            reason = self._rejection_reason(0)
+            self.stop()
+            raise DevLoopError(f"Envoy did not load the plugin:\n{reason}")
+        self._say(f"Envoy {self.pid} serving {self._name} {self.version} in {time.monotonic() - started:.1f} s")
+        return self
+
+    def stop(self) -> None:
+        """Stop Envoy (by PID) and the built-in upstream; keep the work directory."""
+        if self.envoy is not None:
+            self.envoy.stop()
+        if self._echo is not None:
+            self._echo.stop()
+            self._echo = None
+
+    def close(self) -> None:
+        self.stop()
+        if self._owned_dir is not None:
+            self._owned_dir.cleanup()
+
+    def __enter__(self) -> "DevServer":
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- swapping -----------------------------------------------------------------------------
+
+    def reload(self, timeout: float = 60.0) -> Swap:
+        """Rebuild and swap the module into the running Envoy; on any error the old one keeps serving."""
+        with self._lock:
+            started = time.monotonic()
+            module, error = self._build()
+            build_seconds = time.monotonic() - started
+            if module is None:
+                return Swap(False, self.version, time.monotonic() - started, build_seconds, error)
+            before = self._ecds_counters()
+            log_mark = self._log_size()
+            previous = self.version
+            try:
+                self._write_ecds(module)
+            except DevLoopError as failure:
+                return Swap(False, previous, time.monotonic() - started, build_seconds, str(failure))
+            outcome = self._await_ack(before, log_mark, timeout)
+            if outcome:
+                self.version = previous
+                return Swap(False, previous, time.monotonic() - started, build_seconds, outcome)
+            self._prune_modules()
+            return Swap(True, self.version, time.monotonic() - started, build_seconds)
+
+    def watch(self, stop: threading.Event, interval: float = 0.25, settle: float = 0.15) -> None:
+        """Poll the plugin directory (and SDK, and a ``@file`` config) and reload on change until ``stop``."""
+        state = snapshot(self.watch_roots)
+        while not stop.wait(interval):
+            if self.envoy is not None and self.envoy.process is not None and self.envoy.process.poll() is not None:
+                raise DevLoopError(f"Envoy exited with status {self.envoy.process.returncode}:\n{self.envoy.log_tail()}")
+            current = snapshot(self.watch_roots)
+            if current == state:
+                continue
+            # Let editors finish writing (save = truncate + write, or write temp + rename).
+            while not stop.wait(settle):
+                settled = snapshot(self.watch_roots)
+                if settled == current:
+                    break
+                current = settled
+            files = changed(state, current)
+            state = current
+            names = ", ".join(os.path.relpath(f, self.plugin_dir) if f.startswith(str(self.plugin_dir)) else f
+                              for f in files[:3])
+            self._say(f"changed: {names}{' ...' if len(files) > 3 else ''} - rebuilding")
+            swap = self.reload()
+            if swap.ok:
+                self._say(f"swapped in {swap.version} in {swap.seconds:.1f} s "
+                          f"(build {swap.build_seconds:.1f} s), Envoy {self.pid} kept running")
+            else:
+                self._say(f"error: {swap.error}\nstill serving {swap.version}")
+
+    # -- logs ---------------------------------------------------------------------------------
+
+    def new_log_lines(self) -> list[tuple[str, str, str]]:
+        """Envoy log lines written since the last call, as ``(level, component, text)``."""
+        if self.envoy is None or not self.envoy.log_path.exists():
+            return []
+        with open(self.envoy.log_path, "rb") as log:
+            log.seek(self._log_offset)
+            data = log.read()
+        self._log_offset += len(data)
+        data = self._log_rest + data
+        *complete, self._log_rest = data.split(b"\n")
+        lines = []
+        for raw in complete:
+            text = raw.decode("utf-8", "replace")
+            match = _LOG_LINE.match(text)
+            if match:
+                lines.append((match["level"], match["component"], match["text"]))
+            elif text.strip():
+                lines.append(("", "", text))  # continuation (multi-line tracebacks)
+        return lines
+
+    @staticmethod
+    def plugin_log_text(component: str, text: str) -> str | None:
+        """The plugin's own message if this Envoy line is a wasm log line, else None."""
+        if component != "wasm":
+            return None
+        match = _WASM_LOG.match(text)
+        return text[match.end():] if match else None
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _build(self) -> tuple[Path | None, str]:
+        """Build in a fresh interpreter: a long-running loop then always uses the toolkit and
+        SDK code on disk, and a crashing build cannot take the dev loop down."""
+        target = self.module_dir / f"{self._name}-{self.generation + 1}.wasm"
+        try:
+            self._config, self._config_file = parse_config(self.config_arg)
+        except DevLoopError as error:
+            return None, str(error)
+        command = [sys.executable, "-c", "from pwtool.cli import main; main()", "build", str(self.plugin_dir),
+                   "-o", str(target), "--json"]
+        proc = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        if proc.returncode != 0:
+            target.unlink(missing_ok=True)
+            err = proc.stderr.strip()
+            index = err.find("Error: ")
+            return None, (err[index + len("Error: "):] if index >= 0 else err) or f"build exited {proc.returncode}"
+        result = json.loads(proc.stdout)
+        name = result["plugin"]["name"]
+        if name != self._name:
+            target.unlink(missing_ok=True)
+            return None, (f"plugin.toml: the name changed from {self._name!r} to {name!r}; "
+                          "restart `pwtool run` to rename the plugin")
+        self.generation += 1
+        self._root_id = result["plugin"]["root_id"]
+        self._sha = result["sha256"]
+        self._say(f"built {self._name} in {result['seconds']:.1f} s ({result['size'] / 1e6:.1f} MB)")
+        return target, ""
+
+    def _write_ecds(self, module: Path) -> None:
+        version = f"v{self.generation}-{self._sha[:12]}"
+        plugin = plugin_config(name=self._name, root_id=self._root_id, config=self._config, wasm_file=module)
+        text = yaml.safe_dump(ecds_resource(plugin, resource_name=self._name, version=version), sort_keys=False)
+        # Temp file in the watched directory, then rename: the move is what Envoy sees, and
+        # Envoy never reads a half-written file.
+        handle, temp = tempfile.mkstemp(prefix=f".{self._name}.", suffix=".tmp", dir=self.ecds_dir)
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                out.write(text)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(temp, self.ecds_path)
+        except OSError as error:
+            Path(temp).unlink(missing_ok=True)
+            raise DevLoopError(f"cannot write {self.ecds_path}: {error}") from None
+        self.version = version
+
+    def _ecds_counters(self) -> dict[str, int]:
+        if self.envoy is None:
+            return {}
+        try:
+            stats = self.envoy.stats("extension_config_discovery.")
+        except (urllib.error.URLError, OSError):
+            return {}
+        return {name.rsplit(".", 1)[1]: value for name, value in stats.items()
+                if f".{self._name}." in name or name.endswith(f".{self._name}")
+                or name.split(".")[-2] == self._name}
+
+    def _await_ack(self, before: dict[str, int], log_mark: int, timeout: float) -> str:
+        """Wait until Envoy applies (``""``) or rejects (the reason) the new ECDS file."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            now = self._ecds_counters()
+            if now.get("config_fail", 0) > before.get("config_fail", 0):
+                return "Envoy rejected the new module:\n" + self._rejection_reason(log_mark)
+            if now.get("config_reload", 0) > before.get("config_reload", 0):
+                return ""
+            if self.envoy is not None and self.envoy.process is not None and self.envoy.process.poll() is not None:
+                return f"Envoy exited with status {self.envoy.process.returncode}:\n{self.envoy.log_tail()}"
+            time.sleep(0.02)
+        return f"Envoy did not pick up {self.ecds_path} within {timeout:.0f} s"
+
+    def _log_size(self) -> int:
+        try:
+            return self.envoy.log_path.stat().st_size if self.envoy is not None else 0
+        except OSError:
+            return 0
+
+    def _rejection_reason(self, log_mark: int) -> str:
+        """Envoy's error lines written since ``log_mark`` (a byte offset in its log)."""
+        assert self.envoy is not None
+        with open(self.envoy.log_path, "rb") as log:
+            log.seek(log_mark)
+            text = log.read().decode("utf-8", "replace")
+        lines = []
+        for line in text.splitlines():
+            match = _LOG_LINE.match(line)
+            if match and match["level"] in ("error", "critical") or "update rejected" in line:
+                lines.append(f"  {match['text'] if match else line}")
+        return "\n".join(dict.fromkeys(lines[-10:])) or "(no error in Envoy's log)"
+
+    def _prune_modules(self) -> None:
+        modules = sorted(self.module_dir.glob(f"{self._name}-*.wasm"), key=lambda p: p.stat().st_mtime_ns)
+        for old in modules[:-_KEEP_MODULES]:
+            old.unlink(missing_ok=True)
+
