@@ -26,7 +26,7 @@ from pwtool import __version__
 from pwtool.build.imports import ImportClosure, ModuleSource, builtin_module_names, collect_imports
 from pwtool.build.metadata import ENTRY_MODULE, PluginError, PluginMetadata, load_metadata
 from pwtool.build.runtime.recipe import SHIM_DIR, Runtime, ensure_runtime
-from pwtool.build.snapshot import snapshot
+from pwtool.build.snapshot import snapshot, strip_build_only_code
 from pwtool.build.wasm_binary import KIND_FUNC, Module
 
 METADATA_SECTION = "pwtool.plugin"
@@ -65,6 +65,19 @@ class BuildResult:
         }
 
 
+def build_inputs_digest(plugin_dir: Path | str, *, keep_compiler: bool = False) -> str:
+    """A digest of everything a build reads: the plugin's files, the SDK, the build code
+    and the runtime recipe. Equal digests give byte-identical modules (builds are
+    reproducible), so callers may cache modules under this key."""
+    digest = hashlib.sha256(f"{__version__}:{keep_compiler}".encode())
+    roots = [Path(plugin_dir), sdk_directory() / "proxywasm", Path(__file__).resolve().parent]
+    for root in roots:
+        for path in sorted(root.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix in (".py", ".c", ".h", ".toml"):
+                digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:24]
+
+
 def default_output(metadata: PluginMetadata) -> Path:
     return Path("dist") / f"{metadata.name}.wasm"
 
@@ -81,8 +94,19 @@ def sdk_directory() -> Path:
     return Path(spec.origin).resolve().parent.parent
 
 
-def build_plugin(plugin_dir: Path | str, output: Path | str | None = None, progress: Progress | None = None) -> BuildResult:
-    """Build ``plugin_dir`` into a proxy-wasm module and return where it went."""
+def build_plugin(
+    plugin_dir: Path | str,
+    output: Path | str | None = None,
+    progress: Progress | None = None,
+    *,
+    keep_compiler: bool = False,
+) -> BuildResult:
+    """Build ``plugin_dir`` into a proxy-wasm module and return where it went.
+
+    ``keep_compiler`` keeps CPython's parser and compiler in the module (about 0.6 MB)
+    for plugins that compile source text at run time (exec/eval of strings, runtime
+    namedtuple or dataclass creation).
+    """
     say = progress or (lambda message: None)
     started = time.monotonic()
     plugin_dir = Path(plugin_dir)
@@ -90,8 +114,8 @@ def build_plugin(plugin_dir: Path | str, output: Path | str | None = None, progr
     runtime = ensure_runtime(say)
     closure = collect_imports(plugin_dir, sdk_directory(), runtime.stdlib, builtin_module_names(SHIM_DIR))
     say(f"Compiling {metadata.name}: {len(closure.modules)} modules inside the wasm interpreter")
-    bundle = _make_bundle(metadata, closure)
-    module = _snapshot_plugin(runtime, bundle, metadata, plugin_dir)
+    bundle = _make_bundle(metadata, closure, keep_compiler)
+    module = _snapshot_plugin(runtime, bundle, metadata, plugin_dir, keep_compiler)
     target = Path(output) if output is not None else default_output(metadata)
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".partial")
@@ -108,7 +132,7 @@ def build_plugin(plugin_dir: Path | str, output: Path | str | None = None, progr
     )
 
 
-def _make_bundle(metadata: PluginMetadata, closure: ImportClosure) -> bytes:
+def _make_bundle(metadata: PluginMetadata, closure: ImportClosure, keep_compiler: bool) -> bytes:
     modules = {
         name: (
             source.is_package,
@@ -123,7 +147,8 @@ def _make_bundle(metadata: PluginMetadata, closure: ImportClosure) -> bytes:
             "boot": BOOT_SOURCE.read_text(encoding="utf-8"),
             "modules": modules,
             "plugin": ENTRY_MODULE,
-            "preload": [(site.module, str(site.file), site.line) for site in closure.plugin_imports],
+            "keep_compiler": keep_compiler,
+            "preload": [(site.module, str(site.file), site.line, site.required) for site in closure.preload],
             "metadata": {
                 "name": metadata.name,
                 "root_id": metadata.root_id,
@@ -208,7 +233,9 @@ def _read(caller: wasmtime.Caller, pointer: int, size: int) -> bytes:
     return bytes(memory.read(caller, pointer, pointer + size))
 
 
-def _snapshot_plugin(runtime: Runtime, bundle: bytes, metadata: PluginMetadata, plugin_dir: Path) -> bytes:
+def _snapshot_plugin(
+    runtime: Runtime, bundle: bytes, metadata: PluginMetadata, plugin_dir: Path, keep_compiler: bool
+) -> bytes:
     runtime_bytes = runtime.wasm.read_bytes()
     engine = wasmtime.Engine()
     host = _BuildHost()
@@ -236,8 +263,13 @@ def _snapshot_plugin(runtime: Runtime, bundle: bytes, metadata: PluginMetadata, 
         )
     except wasmtime.WasmtimeError as error:
         raise BuildError(f"{plugin_dir}: the runtime trapped while importing plugin {metadata.name!r}: {error}") from None
+    if not keep_compiler:
+        module, _ = strip_build_only_code(module)
     parsed_out = Module.parse(module)
-    info = metadata.to_json() | {"pwtool": __version__, "runtime": runtime.key, "python": "3.11"}
+    parsed_out.drop_custom_sections()
+    info = metadata.to_json() | {
+        "pwtool": __version__, "runtime": runtime.key, "python": "3.11", "compiler": keep_compiler,
+    }
     parsed_out.set_custom_section(METADATA_SECTION, json.dumps(info, sort_keys=True).encode())
     assert any(e.name == "_initialize" and e.kind == KIND_FUNC for e in parsed_out.exports())
     return parsed_out.to_bytes()

@@ -294,6 +294,25 @@ class Module:
             exports.append(Export(name, kind, index))
         return exports
 
+    def function_names(self) -> dict[int, str]:
+        """Function index -> name, from the `name` custom section (empty if stripped)."""
+        content = self.custom_sections().get("name")
+        names: dict[int, str] = {}
+        if content is None:
+            return names
+        offset = 0
+        while offset < len(content):
+            subsection = content[offset]
+            size, offset = read_uleb(content, offset + 1)
+            end = offset + size
+            if subsection == 1:
+                count, cursor = read_uleb(content, offset)
+                for _ in range(count):
+                    index, cursor = read_uleb(content, cursor)
+                    names[index], cursor = _name(content, cursor)
+            offset = end
+        return names
+
     def set_exports(self, exports: list[Export]) -> None:
         payload = bytearray(uleb(len(exports)))
         for export in exports:

@@ -32,7 +32,7 @@ SHIM_SOURCES = ("builtin_modules.c", "hostcalls.c", "callbacks.c", "interpreter.
 
 _COMPILE_FLAGS = ("-target", "wasm32-wasi", "-mexec-model=reactor", "-O2", "-Wall", "-Wno-unused-parameter")
 _LINK_FLAGS = (
-    "-target", "wasm32-wasi", "-mexec-model=reactor", "-s",
+    "-target", "wasm32-wasi", "-mexec-model=reactor", "-g",
     "-Wl,-z,stack-size=1048576", "-Wl,--export=malloc", "-Wl,--export=free",
 )
 _LINK_LIBRARIES = ("-lwasi-emulated-signal", "-lwasi-emulated-getpid", "-lwasi-emulated-process-clocks")
@@ -106,6 +106,7 @@ def ensure_runtime(progress: Progress | None = None) -> Runtime:
         linked = work / "runtime.wasm"
         _zig_cc([*_LINK_FLAGS, *map(str, objects), str(thread_obj), str(archive), *_LINK_LIBRARIES, "-o", str(linked)])
         _check_imports(linked)
+        _drop_debug_info(linked)
         target.mkdir(parents=True, exist_ok=True)
         shutil.move(str(linked), runtime.wasm)
     size_mb = runtime.wasm.stat().st_size / 1e6
@@ -179,6 +180,15 @@ def _run_capture(command: list[str], cwd: Path | None = None) -> str:
     if result.returncode != 0:
         raise RuntimeBuildError(f"`{' '.join(command[:6])} ...` failed (exit {result.returncode}):\n{result.stderr[-4000:]}")
     return result.stdout
+
+
+def _drop_debug_info(module: Path) -> None:
+    """Keep function names (the snapshot's code stripper needs them), drop DWARF."""
+    from pwtool.build.wasm_binary import Module
+
+    parsed = Module.parse(module.read_bytes())
+    parsed.drop_custom_sections(keep=("name",))
+    module.write_bytes(parsed.to_bytes())
 
 
 def _check_imports(module: Path) -> None:

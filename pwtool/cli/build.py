@@ -14,8 +14,9 @@ from pwtool.build.runtime.recipe import RuntimeBuildError
 @click.command("build")
 @click.argument("plugin_dir", type=click.Path(path_type=Path, file_okay=False))
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Where to write the module (default: dist/<name>.wasm).")
+@click.option("--keep-compiler", is_flag=True, help="Keep CPython's parser and compiler (+0.6 MB) for plugins that exec/eval source text at run time.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
-def command(plugin_dir: Path, output: Path | None, as_json: bool) -> None:
+def command(plugin_dir: Path, output: Path | None, keep_compiler: bool, as_json: bool) -> None:
     """Build PLUGIN_DIR (plugin.py + plugin.toml) into one proxy-wasm module (ABI 0.2.1).
 
     The first build on a machine also builds the runtime (CPython 3.11 for wasm32-wasi
@@ -25,7 +26,7 @@ def command(plugin_dir: Path, output: Path | None, as_json: bool) -> None:
         click.echo(message, err=True)
 
     try:
-        result = build_plugin(plugin_dir, output, progress=progress)
+        result = build_plugin(plugin_dir, output, progress=progress, keep_compiler=keep_compiler)
     except (PluginError, BuildError, RuntimeBuildError) as error:
         raise click.ClickException(str(error)) from None
     if as_json:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -18,26 +17,17 @@ __all__ = ["make_backend", "build_plugin_cached", "MODES"]
 MODES = ("wasm", "native")
 
 
-def _source_digest(plugin_dir: Path) -> str:
-    h = hashlib.sha256()
-    for path in sorted(plugin_dir.rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".wasm":
-            h.update(str(path.relative_to(plugin_dir)).encode())
-            h.update(path.read_bytes())
-    return h.hexdigest()[:24]
-
-
 def build_plugin_cached(plugin: Union[str, "os.PathLike[str]"], cache_dir: Union[str, "os.PathLike[str]", None] = None) -> Path:
     """Build a plugin directory with ``pwtool.build.build_plugin``, cached by source hash."""
     src = Path(plugin)
     plugin_dir = src if src.is_dir() else src.parent
     try:
-        from pwtool.build import build_plugin  # type: ignore[attr-defined]
+        from pwtool.build import build_inputs_digest, build_plugin
     except ImportError as exc:  # the build API is the lead's; say clearly what is missing
         raise ModuleLoadError(f"cannot build {plugin_dir}: pwtool.build.build_plugin is unavailable ({exc})") from exc
     cache = Path(cache_dir) if cache_dir else Path(tempfile.gettempdir()) / "pwtool-emulator-builds"
     cache.mkdir(parents=True, exist_ok=True)
-    out = cache / f"{plugin_dir.name}-{_source_digest(plugin_dir)}.wasm"
+    out = cache / f"{plugin_dir.name}-{build_inputs_digest(plugin_dir)}.wasm"
     if not out.exists():
         tmp = out.with_suffix(f".{os.getpid()}.tmp.wasm")
         build_plugin(plugin_dir, tmp)

@@ -10,9 +10,12 @@ BUNDLE keys:
             module; optimize 2 (no docstrings, no asserts) for the stdlib keeps the
             snapshot small, 0 for the plugin's own code
   plugin:   the module to import (the plugin's ``plugin.py``)
-  preload:  [(module, importer file, line)] imported after the plugin so that a missing
-            C extension fails the build instead of a request
+  preload:  [(module, importer file, line, required)]: what the plugin and the SDK
+            import anywhere (functions included), imported now so that it is in the
+            snapshot and a missing C extension fails the build instead of a request
   metadata: the plugin's metadata, exposed to the SDK as module ``_pwtool_plugin``
+  keep_compiler: False when the snapshot's parser and compiler are stripped: source
+            compilation at run time then raises a RuntimeError instead of trapping
 """
 
 import sys
@@ -132,6 +135,39 @@ def _precompile_remaining():
         _modules[name] = (is_package, filename, marshal.dumps(code), _PRECOMPILED)
 
 
+def _forbid_runtime_compilation():
+    """compile/exec/eval of source text raise instead of reaching stripped code."""
+    import builtins
+
+    original_exec, original_eval = builtins.exec, builtins.eval
+    message = (
+        "compiling Python source at run time is not available: the module was built without "
+        "the Python compiler to keep it small. Do it at import time (module level), or rebuild "
+        "with `pwtool build --keep-compiler`"
+    )
+
+    def compile(source, filename, mode, flags=0, dont_inherit=False, optimize=-1, **kwargs):
+        raise RuntimeError(message)
+
+    def exec(source, globals=None, locals=None, **kwargs):
+        if isinstance(source, (str, bytes, bytearray)):
+            raise RuntimeError(message)
+        if globals is None:
+            frame = sys._getframe(1)
+            globals, locals = frame.f_globals, frame.f_locals if locals is None else locals
+        return original_exec(source, globals, locals, **kwargs)
+
+    def eval(source, globals=None, locals=None):
+        if isinstance(source, (str, bytes, bytearray)):
+            raise RuntimeError(message)
+        if globals is None:
+            frame = sys._getframe(1)
+            globals, locals = frame.f_globals, frame.f_locals if locals is None else locals
+        return original_eval(source, globals, locals)
+
+    builtins.compile, builtins.exec, builtins.eval = compile, exec, eval
+
+
 def load_plugin():
     """Import the plugin and what it imports; report failures with their traceback."""
     sys.stdout = _LogStream(2)
@@ -142,15 +178,18 @@ def load_plugin():
     except BaseException as error:  # noqa: BLE001 - reported to the build host verbatim
         _report(error, f"import {plugin}")
         return False
-    for module, importer, line in BUNDLE["preload"]:  # noqa: F821
+    for module, importer, line, required in BUNDLE["preload"]:  # noqa: F821
         if module in sys.modules:
             continue
         try:
             __import__(module)
         except BaseException as error:  # noqa: BLE001
-            _report(error, f"import {module} at {importer}:{line}")
-            return False
+            if required:
+                _report(error, f"import {module} at {importer}:{line}")
+                return False
     _precompile_remaining()
+    if not BUNDLE["keep_compiler"]:  # noqa: F821
+        _forbid_runtime_compilation()
     sys.stderr = _LogStream(4)
     BUNDLE.clear()  # noqa: F821
     import gc
