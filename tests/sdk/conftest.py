@@ -56,9 +56,26 @@ def example(request: pytest.FixtureRequest, emulator: Emulator) -> Callable[...,
 
     def _load(name: str, **kwargs: object) -> Plugin:
         kwargs.setdefault("mode", mode)
-        return emulator.load(PLUGINS / name, **kwargs)  # type: ignore[arg-type]
+        source: Path = PLUGINS / name
+        if mode == "wasm":
+            source = _built(request, source)
+        return emulator.load(source, **kwargs)  # type: ignore[arg-type]
 
     return _load
+
+
+def _built(request: pytest.FixtureRequest, plugin_dir: Path) -> Path:
+    """The plugin built to wasm, cached by the plugin's AND the SDK's sources (the
+    emulator's own cache keys on the plugin directory only)."""
+    import hashlib
+
+    from pwtool.emulator import build_plugin_cached
+
+    digest = hashlib.sha256()
+    for path in sorted((PLUGINS.parent / "sdk" / "proxywasm").glob("*.py")):
+        digest.update(path.read_bytes())
+    cache = Path(request.config.cache.mkdir("pwtool-sdk-builds")) / digest.hexdigest()[:16]
+    return build_plugin_cached(plugin_dir, cache)
 
 
 PROBE = '''
