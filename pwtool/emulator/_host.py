@@ -665,6 +665,22 @@ class HttpStream:
         self.request.complete = True
         self.request.headers_visible = self.request.body_visible = self.request.trailers_visible = False
         resp = self.response
+        if resp.started:
+            # The upstream response is already in the filter chain but not sent downstream:
+            # Envoy's sendDirectLocalReply bypasses the filters (no on_response_* callbacks).
+            resp.headers_visible = resp.body_visible = resp.trailers_visible = False
+            resp.stopped = None
+            resp.body.clear()
+            resp.pending_body.clear()
+            direct: Headers = [(b":status", str(status).encode()), (b"content-length", str(len(body)).encode())]
+            if body:
+                direct.append((b"content-type", b"text/plain"))
+            direct += [(k.lower(), v) for k, v in headers]
+            resp.headers = direct
+            resp.forwarded.headers = HeaderMap(direct)
+            resp.forwarded.body = bytes(body)
+            self._complete_direction(resp)
+            return
         resp.headers = None
         resp.body.clear()
         resp.pending_body.clear()

@@ -43,9 +43,9 @@ def test_truncated_encodings_are_rejected(pairs: list[tuple[bytes, bytes]], cut:
 
 @pytest.fixture(scope="module")
 def fuzz_plugin(request: pytest.FixtureRequest) -> Plugin:
-    from conftest import C_DIR, compile_c
+    from pwtool_zig import compile_c  # not "from conftest": several conftest modules share that name
 
-    path = compile_c(C_DIR / "filter.c", Path(request.config.cache.mkdir("pwtool-c-modules")))
+    path = compile_c(Path(__file__).parent / "c_modules" / "filter.c", Path(request.config.cache.mkdir("pwtool-c-modules")))
     return Emulator(buffer_limit=4096).load(path, config="buffer")
 
 
