@@ -172,6 +172,7 @@ class _BuildHost:
     """The host the runtime sees at build time: logs captured, no real proxy."""
 
     logs: list[tuple[int, str]] = field(default_factory=list)
+    early_hostcalls: list[str] = field(default_factory=list)
 
     def define(self, linker: wasmtime.Linker, store: wasmtime.Store, module: wasmtime.Module) -> None:
         linker.define_wasi()
@@ -193,10 +194,7 @@ class _BuildHost:
                 level, pointer, size = args
                 self.logs.append((level, _read(caller, pointer, size).decode("utf-8", "replace")))
                 return 0
-            self.logs.append(
-                (4, f"{name}() was called while the plugin was being imported; hostcalls are only "
-                    "available from callbacks such as on_vm_start or on_configure")
-            )
+            self.early_hostcalls.append(name)
             return _STATUS_UNIMPLEMENTED
 
         return call
@@ -249,7 +247,7 @@ def _snapshot_plugin(
         memory.write(store, bundle, pointer)
         status = exports["pwtool_boot"](store, pointer, len(bundle))  # type: ignore[operator]
         if status != 0:
-            raise BuildError(_explain_failure(plugin_dir, metadata, host.logs))
+            raise BuildError(_explain_failure(plugin_dir, metadata, host))
 
     try:
         module = snapshot(
@@ -275,15 +273,19 @@ def _snapshot_plugin(
     return parsed_out.to_bytes()
 
 
-def _explain_failure(plugin_dir: Path, metadata: PluginMetadata, logs: list[tuple[int, str]]) -> str:
-    text = "".join(message if message.endswith("\n") else message + "\n" for _, message in logs)
+def _explain_failure(plugin_dir: Path, metadata: PluginMetadata, host: _BuildHost) -> str:
+    text = "".join(message if message.endswith("\n") else message + "\n" for _, message in host.logs)
     marker = "PWTOOL-BUILD-ERROR "
     if marker in text:
         detail = text[text.index(marker) + len(marker):]
         where, _, trace = detail.partition("\n")
         last = trace.strip().splitlines()[-1] if trace.strip() else "unknown error"
         fix = "Fix the error above"
-        if "ModuleNotFoundError" in last or "ImportError" in last:
+        if host.early_hostcalls:
+            fix = (f"Fix: {', '.join(sorted(set(host.early_hostcalls)))} ran while the plugin was being "
+                   "imported; hostcalls are only available from callbacks such as on_vm_start or "
+                   "on_configure, so move the call there")
+        elif "ModuleNotFoundError" in last or "ImportError" in last:
             fix = ("Fix: the module (or a C extension it needs) is not available in the wasm runtime; "
                    "use another module, or vendor a pure-Python one into the plugin directory")
         return (f"{plugin_dir}: plugin {metadata.name!r} failed during `{where}`: {last}\n"

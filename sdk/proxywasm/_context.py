@@ -240,7 +240,8 @@ class RootContext(Context):
     tcp_context: ClassVar[type[TcpContext] | None] = None
     """Class instantiated for each TCP connection (None: connections pass through)."""
     default_config: ClassVar[Mapping[str, Any]] = {}
-    """Configuration values used when the plugin configuration leaves them out."""
+    """Configuration values used when the plugin configuration leaves them out. The
+    ``[config]`` table of the plugin's ``plugin.toml`` is merged over these."""
 
     fail_open: bool = False
     """Safe default: an exception in an HTTP callback answers 500 and stops the stream.
@@ -255,7 +256,11 @@ class RootContext(Context):
     merged over `default_config`)."""
 
     def __init__(self) -> None:
-        self.config = dict(self.default_config)
+        self.config = self.defaults()
+
+    def defaults(self) -> dict[str, Any]:
+        """`default_config` with plugin.toml's ``[config]`` table merged over it."""
+        return {**self.default_config, **packaged_config()}
 
     def on_vm_start(self, vm_configuration: bytes) -> bool:
         """The VM started; `vm_configuration` is the raw VM configuration.
@@ -266,7 +271,7 @@ class RootContext(Context):
         """The plugin is (re)configured. Default: parse `configuration` as a JSON
         object into `self.config`, on top of `default_config`. Return False to reject
         the configuration (Envoy then refuses the plugin)."""
-        self.config = parse_json_config(configuration, self.default_config)
+        self.config = parse_json_config(configuration, self.defaults())
         return True
 
     def on_tick(self) -> Coroutine[Any, Any, None] | None:
@@ -509,6 +514,15 @@ def _buffered_size(buffer_type: BufferType) -> int:
         return _hostcalls.get_buffer_status(buffer_type)[0]
     except NotFound:
         return 0
+
+
+def packaged_config() -> dict[str, Any]:
+    """The ``[config]`` table of plugin.toml, which `pwtool build` embeds in the module
+    (as the ``_pwtool_plugin`` module; the emulator provides it in native mode)."""
+    import sys
+
+    raw = getattr(sys.modules.get("_pwtool_plugin"), "DEFAULT_CONFIG", b"")
+    return parse_json_config(raw) if raw else {}
 
 
 def parse_json_config(data: bytes | str, defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:

@@ -112,11 +112,25 @@ def _install_metadata():
     sys.modules["_pwtool_plugin"] = module
 
 
-def _report(error, context):
-    import traceback
+def _format(error):
+    """The SDK's traceback formatter (the `traceback` module is not bundled)."""
+    try:
+        from proxywasm._log import format_exception
 
-    lines = traceback.format_exception(type(error), error, error.__traceback__)
-    sys.__stderr__.write(f"PWTOOL-BUILD-ERROR {context}\n{''.join(lines)}")
+        return format_exception(error)
+    except Exception:  # noqa: BLE001 - the plugin may not have imported the SDK
+        lines = ["Traceback (most recent call last):"]
+        tb = error.__traceback__
+        while tb is not None:
+            code = tb.tb_frame.f_code
+            lines.append(f'  File "{code.co_filename}", line {tb.tb_lineno}, in {code.co_name}')
+            tb = tb.tb_next
+        lines.append(f"{type(error).__name__}: {error}")
+        return "\n".join(lines)
+
+
+def _report(error, context):
+    sys.__stderr__.write(f"PWTOOL-BUILD-ERROR {context}\n{_format(error)}\n")
 
 
 def _precompile_remaining():

@@ -31,18 +31,27 @@ void pw_log_python_error(const char *where) {
     PyErr_Fetch(&type, &value, &traceback);
     PyErr_NormalizeException(&type, &value, &traceback);
     if (traceback != NULL && value != NULL) PyException_SetTraceback(value, traceback);
+    /* The SDK's formatter first (the stdlib `traceback` module is usually not bundled). */
     PyObject *text = NULL;
-    PyObject *module = PyImport_ImportModule("traceback");
-    if (module != NULL && value != NULL) {
-        PyObject *lines = PyObject_CallMethod(module, "format_exception", "O", value);
-        if (lines != NULL) {
-            PyObject *empty = PyUnicode_FromString("");
-            if (empty != NULL) text = PyUnicode_Join(empty, lines);
-            Py_XDECREF(empty);
-            Py_DECREF(lines);
-        }
-    }
+    PyObject *module = PyImport_ImportModule("proxywasm._log");
+    if (module != NULL && value != NULL) text = PyObject_CallMethod(module, "format_exception", "O", value);
     Py_XDECREF(module);
+    if (text == NULL || !PyUnicode_Check(text)) {
+        PyErr_Clear();
+        Py_XDECREF(text);
+        text = NULL;
+        module = PyImport_ImportModule("traceback");
+        if (module != NULL && value != NULL) {
+            PyObject *lines = PyObject_CallMethod(module, "format_exception", "O", value);
+            if (lines != NULL) {
+                PyObject *empty = PyUnicode_FromString("");
+                if (empty != NULL) text = PyUnicode_Join(empty, lines);
+                Py_XDECREF(empty);
+                Py_DECREF(lines);
+            }
+        }
+        Py_XDECREF(module);
+    }
     if (text == NULL) {
         PyErr_Clear();
         text = value != NULL ? PyObject_Repr(value) : PyUnicode_FromString("unknown error");

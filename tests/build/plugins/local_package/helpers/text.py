@@ -1,0 +1,2 @@
+def shout(word: str, suffix: str) -> str:
+    return word.upper() + suffix

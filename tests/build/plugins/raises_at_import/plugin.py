@@ -1,0 +1,10 @@
+import proxywasm
+
+SETTINGS = {"limit": 10}
+
+
+def broken():
+    return SETTINGS["missing"]  # line 7
+
+
+broken()

@@ -1,0 +1,153 @@
+"""`pwtool build`: import checks, build-time errors, failure behaviour, compiler stripping."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pwtool.build import BuildError, PluginError, build_plugin, load_metadata
+from pwtool.build.inspect import inspect_module
+from pwtool.emulator import Action, Emulator, LogLevel, PluginStartError
+
+PLUGINS = Path(__file__).parent / "plugins"
+
+
+def _build(name: str, tmp_path: Path, **options: object) -> Path:
+    return build_plugin(PLUGINS / name, tmp_path / f"{name}.wasm", **options).path  # type: ignore[arg-type]
+
+
+def test_unsatisfied_import_names_module_file_and_line(tmp_path: Path) -> None:
+    with pytest.raises(PluginError) as error:
+        _build("bad_import", tmp_path)
+    message = str(error.value)
+    assert "bad_import/plugin.py:3" in message and "import requests" in message and "Fix:" in message
+
+
+def test_import_inside_a_function_is_checked_too(tmp_path: Path) -> None:
+    with pytest.raises(PluginError, match=r"lazy_bad_import/plugin.py:6: `import yaml`"):
+        _build("lazy_bad_import", tmp_path)
+
+
+def test_missing_c_extension_fails_the_build_not_a_request(tmp_path: Path) -> None:
+    with pytest.raises(BuildError) as error:
+        _build("missing_c_extension", tmp_path)
+    message = str(error.value)
+    assert "missing_c_extension" in message and "_socket" in message and "Fix:" in message
+
+
+def test_exception_at_import_time_reports_the_traceback(tmp_path: Path) -> None:
+    with pytest.raises(BuildError) as error:
+        _build("raises_at_import", tmp_path)
+    message = str(error.value)
+    assert "KeyError: 'missing'" in message
+    assert 'raises_at_import/plugin.py", line 7' in message
+
+
+def test_hostcall_at_import_time_is_explained(tmp_path: Path) -> None:
+    with pytest.raises(BuildError, match="only available from callbacks"):
+        _build("hostcall_at_import", tmp_path)
+
+
+def test_metadata_errors_name_the_file_and_the_fix(tmp_path: Path) -> None:
+    plugin = tmp_path / "p"
+    plugin.mkdir()
+    (plugin / "plugin.py").write_text("import proxywasm\n")
+    with pytest.raises(PluginError, match=r"plugin.toml: missing. Fix: create it"):
+        load_metadata(plugin)
+    (plugin / "plugin.toml").write_text('name = "bad name!"\n')
+    with pytest.raises(PluginError, match="`name` must be"):
+        load_metadata(plugin)
+    (plugin / "plugin.toml").write_text('name = "p"\ncolour = "red"\n')
+    with pytest.raises(PluginError, match="unknown key"):
+        load_metadata(plugin)
+    (plugin / "plugin.toml").write_text('name = "p"\nconfig = 3\n')
+    with pytest.raises(PluginError, match="must be a table"):
+        load_metadata(plugin)
+    (plugin / "plugin.toml").write_text("name = \n")
+    with pytest.raises(PluginError, match="not valid TOML"):
+        load_metadata(plugin)
+
+
+def test_local_package_guarded_import_and_stdlib_work_in_wasm(tmp_path: Path) -> None:
+    wasm = _build("local_package", tmp_path)
+    report = inspect_module(wasm.read_bytes())
+    assert report.envoy_loadable and report.abi_versions == ["0.2.1"]
+    assert report.plugin is not None and report.plugin["config"] == {"suffix": "!"}
+    with Emulator() as emulator:
+        plugin = emulator.load(wasm, root_id="lp")
+        stream = plugin.http_stream()
+        action = stream.send_request_headers({":path": "/", ":method": "GET", ":authority": "example.com", "x-word": "quiet"})
+        assert action == Action.CONTINUE
+        sent = stream.upstream_request.headers
+        assert sent["x-shout"] == "QUIET!" and sent["x-b64"] == "cXVpZXQ=" and sent["x-numpy"] == "no"
+
+
+def test_builds_are_reproducible(tmp_path: Path) -> None:
+    first = build_plugin(PLUGINS / "local_package", tmp_path / "a.wasm")
+    second = build_plugin(PLUGINS / "local_package", tmp_path / "b.wasm")
+    assert first.sha256 == second.sha256
+    assert first.path.read_bytes() == second.path.read_bytes()
+
+
+@pytest.fixture(scope="module")
+def failing_wasm(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _build("failing", tmp_path_factory.mktemp("failing"))
+
+
+def test_exception_in_callback_logs_traceback_and_fails_closed(failing_wasm: Path) -> None:
+    with Emulator() as emulator:
+        plugin = emulator.load(failing_wasm)
+        stream = plugin.http_stream()
+        stream.send_request_headers({":path": "/", ":method": "GET", ":authority": "example.com", "x-fail": "raise"})
+        assert stream.local_response is not None and stream.local_response.status == 500
+        errors = "\n".join(plugin.logs.error)
+        assert "Traceback (most recent call last)" in errors
+        assert 'failing/plugin.py", line 18, in explode' in errors
+        assert "ValueError: boom from the plugin" in errors
+        # the VM survives: the next request goes through
+        ok = plugin.http_stream()
+        assert ok.send_request_headers({":path": "/", ":method": "GET", ":authority": "example.com"}) == Action.CONTINUE
+
+
+def test_configure_failure_returns_false_with_the_error_logged(failing_wasm: Path) -> None:
+    with Emulator() as emulator:
+        with pytest.raises(PluginStartError):
+            emulator.load(failing_wasm, config=b"refuse")
+        assert emulator.logs.contains("RuntimeError: configuration refused by the plugin", LogLevel.ERROR)
+        assert emulator.logs.contains("Traceback (most recent call last)", LogLevel.ERROR)
+
+
+def test_runtime_compilation_is_a_clear_error_without_the_compiler(failing_wasm: Path) -> None:
+    with Emulator() as emulator:
+        plugin = emulator.load(failing_wasm)
+        stream = plugin.http_stream()
+        stream.send_request_headers({":path": "/", ":method": "GET", ":authority": "example.com", "x-fail": "exec"})
+        assert stream.local_response is not None and stream.local_response.status == 500
+        assert plugin.logs.contains("--keep-compiler", LogLevel.ERROR)
+
+
+def test_keep_compiler_keeps_exec_working(tmp_path: Path) -> None:
+    wasm = _build("failing", tmp_path, keep_compiler=True)
+    with Emulator() as emulator:
+        plugin = emulator.load(wasm)
+        stream = plugin.http_stream()
+        stream.send_request_headers({":path": "/", ":method": "GET", ":authority": "example.com", "x-fail": "exec"})
+        assert stream.local_response is None
+        assert stream.upstream_request.headers["x-exec"] == "42"
+    stripped = _build("failing", tmp_path / "stripped")
+    assert wasm.stat().st_size > stripped.stat().st_size + 300_000
+
+
+def test_the_module_imports_only_what_envoy_offers(failing_wasm: Path) -> None:
+    report = inspect_module(failing_wasm.read_bytes())
+    assert report.refused_imports == []
+    modules = {item["module"] for item in report.imports}
+    assert modules == {"env", "wasi_snapshot_preview1"}
+    assert all(item["name"].startswith("proxy_") for item in report.imports if item["module"] == "env")
+    exports = {item["name"] for item in report.exports}
+    assert {"proxy_abi_version_0_2_1", "proxy_on_memory_allocate", "malloc", "_initialize"} <= exports
+    assert "pwtool_boot" not in exports
+    assert json.loads(json.dumps(report.to_json()))["envoy_loadable"] is True
