@@ -32,7 +32,8 @@ def _say(message: str) -> None:
 
 def _stream_logs(dev: DevServer, stop: threading.Event, verbose: bool) -> None:
     """Print the plugin's log lines (and Envoy's warnings and errors) until ``stop``."""
-    while not stop.wait(0.1):
+    while True:
+        stopping = stop.wait(0.1)
         for level, component, text in dev.new_log_lines():
             message = dev.plugin_log_text(component, text)
             if message is not None:
@@ -40,6 +41,8 @@ def _stream_logs(dev: DevServer, stop: threading.Event, verbose: bool) -> None:
             elif verbose or level in ("error", "critical") or (level == "warning" and component != "main"):
                 click.secho(f"{time.strftime('%H:%M:%S')} envoy    [{level or '...'}][{component}] {text}",
                             fg=_LEVEL_STYLE.get(level, "bright_black"))
+        if stopping:  # one last read after the stop, so that no line is lost
+            return
 
 
 @click.command("run")
@@ -103,7 +106,7 @@ def command(plugin_dir: Path, upstream: str | None, port: int, admin_port: int, 
                     raise click.ClickException(f"Envoy exited with status {dev.envoy.process.returncode}:\n"
                                                f"{dev.envoy.log_tail()}")
         stop.set()
-        logs.join(timeout=2)
+        logs.join(timeout=5)
     finally:
         stop.set()
         dev.close()

@@ -239,7 +239,7 @@ class DevServer:
             self._prune_modules()
             return Swap(True, self.version, time.monotonic() - started, build_seconds)
 
-    def watch(self, stop: threading.Event, interval: float = 0.25, settle: float = 0.15) -> None:
+    def watch(self, stop: threading.Event, interval: float = 0.1, settle: float = 0.1) -> None:
         """Poll the plugin directory (and SDK, and a ``@file`` config) and reload on change until ``stop``."""
         state = snapshot(self.watch_roots)
         while not stop.wait(interval):
