@@ -169,9 +169,9 @@ class DevServer:
         self.module_dir.mkdir(parents=True, exist_ok=True)
         self.ecds_dir.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
-        module, error = self._build()
+        module, problem = self._build()
         if module is None:
-            raise DevLoopError(error)
+            raise DevLoopError(problem)
         self._write_ecds(module)
         upstream = self.upstream
         if upstream is None:
