@@ -243,7 +243,11 @@ class HttpCall:
         self.emulator._finish_http_call(self, pairs, body_b, to_pairs(trailers), (0, b""))
 
     def fail(self) -> None:
-        """Reset the call, as Envoy does when the upstream is unreachable (0 headers, status "reset")."""
+        """Reset the call: 0 headers, status "reset" (the upstream reset the stream).
+
+        An endpoint that refuses the connection is not this: Envoy 1.40's router then
+        answers the callout itself, 503 with a text body (tests/conformance checks it).
+        """
         self.emulator._finish_http_call(self, [], b"", [], (int(Status.BROKEN_CONNECTION), b"reset"))
 
     def timeout(self) -> None:
@@ -523,7 +527,25 @@ class HttpStream:
 
     def _forward_headers(self, d: _Direction) -> None:
         d.headers_visible = False
+        if d is self.request:
+            refusal = self._router_refusal(d.headers or [])
+            if refusal is not None:
+                # Envoy's router answers instead of forwarding (checked against Envoy 1.40
+                # by tests/conformance); the reply passes back through the plugin.
+                self.emulator.defer(lambda: self._local_reply(*refusal, -1, from_host=True))
+                return
         d.forwarded.headers = HeaderMap(list(d.headers or []))
+
+    @staticmethod
+    def _router_refusal(headers: Headers) -> Optional[tuple[int, bytes, Headers, bytes]]:
+        """What Envoy's router answers for request headers it will not send upstream."""
+        names = {k for k, _ in headers}
+        if not {b":method", b":path", b":authority"} <= names:
+            return 404, b"", [], b"route_not_found"
+        for key, value in headers:
+            if any(c in value for c in b"\r\n\0"):
+                return 503, b"invalid header value for: " + key, [], b"invalid_request_headers"
+        return None
 
     def _send_body(self, d: _Direction, data: bytes, eos: bool) -> Optional[Action]:
         self._check_open(d)

@@ -66,10 +66,11 @@ class Scenario:
     metrics: tuple[str, ...] = ()
     logs: bool = True
     body: bool = True
+    log_marker: Optional[str] = None  # default: conf[<name>]
 
     @property
     def marker(self) -> str:
-        return f"conf[{self.name}]"
+        return self.log_marker or f"conf[{self.name}]"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +93,7 @@ class Suite:
     root_id: str
     scenarios: list[Scenario]
     config: Optional[dict[str, Any]] = None
+    vm_id: str = ""
     buffer_limit: int = 1024 * 1024
     clusters: dict[str, str] = dataclasses.field(default_factory=dict)  # name -> upstream|slow|dead
 
@@ -274,7 +276,8 @@ def run_in_envoy(suite: Suite) -> dict[str, Observation]:
     with Upstream() as main, Upstream(delay=SLOW_DELAY_S) as slow:
         ports = {"upstream": main.port, "slow": slow.port, "dead": free_port()}
         clusters = [_cluster(name, ports[kind]) for name, kind in suite.clusters.items()]
-        plugin = plugin_config(name=suite.name, root_id=suite.root_id, wasm_file=suite.wasm, config=suite.config)
+        plugin = plugin_config(name=suite.name, root_id=suite.root_id, wasm_file=suite.wasm, config=suite.config,
+                               vm_id=suite.vm_id or suite.name)
         config = bootstrap(http_filters=[http_filter(plugin)], listen_port=listen, admin_port=admin,
                            upstream=f"127.0.0.1:{main.port}", clusters=clusters)
         config["static_resources"]["listeners"][0]["per_connection_buffer_limit_bytes"] = suite.buffer_limit
@@ -366,7 +369,8 @@ def run_in_emulator(suite: Suite) -> dict[str, Observation]:
     out = {}
     with Emulator(buffer_limit=suite.buffer_limit, log_level=LogLevel.DEBUG, clusters=set(suite.clusters)) as emu:
         config = json.dumps(suite.config, sort_keys=True) if suite.config else b""
-        plugin = emu.load(suite.wasm, config=config, root_id=suite.root_id, vm_id=suite.name, name=suite.name)
+        plugin = emu.load(suite.wasm, config=config, root_id=suite.root_id, vm_id=suite.vm_id or suite.name,
+                          name=suite.name)
         for scenario in suite.scenarios:
             stream = plugin.http_stream()
             req = scenario.request
@@ -378,7 +382,7 @@ def run_in_emulator(suite: Suite) -> dict[str, Observation]:
             up = stream.upstream_request
             upstream = None
             if up.headers is not None:
-                upstream = (up.headers[":method"], up.headers[":path"],
+                upstream = (up.headers.get(":method"), up.headers.get(":path"),
                             select(up.headers.items(), scenario.upstream_headers),
                             bytes(up.body) if up.end_of_stream else None)
             records = [(r.level.name.lower(), r.message) for r in emu.logs.records]
