@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -57,3 +58,43 @@ def test_plugin_configuration_from_envoy_overrides_defaults(built_plugin) -> Non
     with Envoy(config, admin_port=admin):
         with urllib.request.urlopen(f"http://127.0.0.1:{listen}/", timeout=10) as response:
             assert response.headers["x-hello"] == "bonjour"
+
+
+@pytest.fixture(scope="module")
+def failing_wasm(request: pytest.FixtureRequest) -> Path:
+    from pwtool.emulator import build_plugin_cached
+
+    cache = Path(request.config.cache.mkdir("pwtool-builds"))
+    return build_plugin_cached(Path(__file__).parent / "plugins" / "failing", cache)
+
+
+def _failing_config(wasm: Path, listen: int, admin: int, config: str | None = None) -> dict:
+    plugin = plugin_config(name="failing", root_id="", wasm_file=wasm)
+    if config is not None:
+        plugin["configuration"] = {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": config}
+    return bootstrap(http_filters=[http_filter(plugin)], listen_port=listen, admin_port=admin)
+
+
+def test_exception_in_envoy_logs_traceback_and_answers_500(failing_wasm: Path) -> None:
+    listen, admin = free_port(), free_port()
+    with Envoy(_failing_config(failing_wasm, listen, admin), admin_port=admin) as envoy:
+        request = urllib.request.Request(f"http://127.0.0.1:{listen}/", headers={"x-fail": "raise"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        assert refused.value.code == 500
+        with urllib.request.urlopen(f"http://127.0.0.1:{listen}/", timeout=10) as response:
+            assert response.status == 200  # the VM is still serving
+        log = envoy.log_text()
+        assert "Traceback (most recent call last)" in log
+        assert 'failing/plugin.py", line 18, in explode' in log
+        assert "ValueError: boom from the plugin" in log
+        assert envoy.process is not None and envoy.process.poll() is None
+
+
+def test_failing_configure_is_reported_by_envoy_not_a_crash(failing_wasm: Path, tmp_path: Path) -> None:
+    result = validate(_failing_config(failing_wasm, free_port(), free_port(), config="refuse"), tmp_path)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "configuration refused by the plugin" in output
+    assert "Unable to create Wasm plugin failing" in output
+    assert "Segmentation fault" not in output and "Caught" not in output
