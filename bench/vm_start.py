@@ -1,0 +1,106 @@
+"""Per-VM start of a built plugin in wasmtime: snapshotted vs starting the interpreter.
+
+A "VM start" is what Envoy does for each worker: instantiate the module, run
+``_initialize``, create the root context, then ``proxy_on_vm_start`` and
+``proxy_on_configure``. The reference measured in the same run is the unsnapshotted
+runtime doing the interpreter start-up and plugin import that the snapshot saved
+(the build's own boot step).
+
+    python bench/vm_start.py [plugins/hello] [--runs 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import wasmtime
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _minimal_host(linker: wasmtime.Linker, store: wasmtime.Store, module: wasmtime.Module) -> None:
+    """Every import answers like a quiet Envoy: OK, nothing found, no configuration."""
+    linker.allow_shadowing = True
+    linker.define_wasi()
+    store.set_wasi(wasmtime.WasiConfig())
+    for item in module.imports:
+        if item.module == "env" and isinstance(item.type, wasmtime.FuncType):
+            status = 0 if item.name in ("proxy_log", "proxy_set_tick_period_milliseconds") else 1
+            results = len(item.type.results)
+
+            def hostcall(*args: object, _status: int = status, _results: int = results) -> int | None:
+                return _status if _results else None
+
+            linker.define_func("env", item.name, item.type, hostcall)
+
+
+def _time_vm_starts(wasm: Path, runs: int) -> list[float]:
+    engine = wasmtime.Engine()
+    module = wasmtime.Module(engine, wasm.read_bytes())
+    timings = []
+    for _ in range(runs):
+        store = wasmtime.Store(engine)
+        linker = wasmtime.Linker(engine)
+        _minimal_host(linker, store, module)
+        started = time.perf_counter()
+        instance = linker.instantiate(store, module)
+        exports = instance.exports(store)
+        exports["_initialize"](store)  # type: ignore[operator]
+        exports["proxy_on_context_create"](store, 1, 0)  # type: ignore[operator]
+        assert exports["proxy_on_vm_start"](store, 1, 0) == 1  # type: ignore[operator]
+        assert exports["proxy_on_configure"](store, 1, 0) == 1  # type: ignore[operator]
+        timings.append(time.perf_counter() - started)
+    return timings
+
+
+def _time_cold_boot(plugin_dir: Path, runs: int) -> list[float]:
+    """The work a snapshot saves: the build's interpreter start-up + plugin import."""
+    from pwtool.build import plugin as build
+
+    timings = []
+    original = build.snapshot
+
+    def measure_only(module_bytes, define, initialize, **options):  # type: ignore[no-untyped-def]
+        def timed(store, instance):  # type: ignore[no-untyped-def]
+            started = time.perf_counter()
+            initialize(store, instance)
+            timings.append(time.perf_counter() - started)
+
+        return original(module_bytes, define, timed, **options)
+
+    build.snapshot = measure_only
+    try:
+        for index in range(runs):
+            build.build_plugin(plugin_dir, Path("/tmp") / f"pwtool-bench-cold-{index}.wasm")
+    finally:
+        build.snapshot = original
+    return timings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("plugin", nargs="?", default=str(REPO / "plugins" / "hello"))
+    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--cold-runs", type=int, default=3)
+    options = parser.parse_args()
+
+    from pwtool.build import build_plugin
+
+    result = build_plugin(options.plugin, Path("/tmp/pwtool-bench-vm-start.wasm"))
+    warm = _time_vm_starts(result.path, options.runs)
+    cold = _time_cold_boot(Path(options.plugin), options.cold_runs)
+    snap_ms = statistics.median(warm) * 1000
+    cold_ms = statistics.median(cold) * 1000
+    print(f"plugin: {result.metadata.name}  module: {result.size / 1e6:.2f} MB  ({sys.implementation.name} wasmtime host)")
+    print(f"{'what':42} {'median ms':>10} {'p90 ms':>8}")
+    print(f"{'VM start, snapshotted module':42} {snap_ms:10.3f} {sorted(warm)[int(len(warm) * 0.9)] * 1000:8.3f}")
+    print(f"{'interpreter start + plugin import (no snapshot)':42} {cold_ms:10.1f} {max(cold) * 1000:8.1f}")
+    print(f"ratio: the snapshot starts a VM {cold_ms / snap_ms:.0f}x faster")
+
+
+if __name__ == "__main__":
+    main()
