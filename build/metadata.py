@@ -57,12 +57,13 @@ class PluginMetadata:
         }
 
 
-def load_metadata(plugin_dir: Path) -> PluginMetadata:
-    """Read and check ``plugin_dir/plugin.toml`` and that ``plugin.py`` exists."""
+def load_metadata(plugin_dir: Path, *, require_code: bool = True) -> PluginMetadata:
+    """Read and check ``plugin_dir/plugin.toml`` (and, unless ``require_code`` is False,
+    that ``plugin.py`` exists)."""
     plugin_dir = Path(plugin_dir)
     if not plugin_dir.is_dir():
         raise PluginError(f"{plugin_dir}: not a directory. Fix: pass a plugin directory holding plugin.py and plugin.toml")
-    if not (plugin_dir / f"{ENTRY_MODULE}.py").is_file():
+    if require_code and not (plugin_dir / f"{ENTRY_MODULE}.py").is_file():
         raise PluginError(f"{plugin_dir}: no {ENTRY_MODULE}.py. Fix: put the plugin's code in {plugin_dir / 'plugin.py'}")
     path = plugin_dir / METADATA_FILE
     if not path.is_file():

@@ -25,19 +25,10 @@ from ._types import HostcallError, ModuleLoadError, Status, WasmTrap
 if TYPE_CHECKING:
     from ._host import VM
 
+from pwtool.abi import ABI_VERSION_EXPORTS as ABI_VERSIONS
+from pwtool.abi import ENVOY_WASI_FUNCTIONS as ALLOWED_WASI
+
 __all__ = ["WasmBackend", "ALLOWED_WASI", "ABI_VERSIONS", "abi_version_of", "compile_module"]
-
-ABI_VERSIONS = {
-    "proxy_abi_version_0_1_0": "0.1.0",
-    "proxy_abi_version_0_2_0": "0.2.0",
-    "proxy_abi_version_0_2_1": "0.2.1",
-}
-
-#: The WASI functions Envoy (1.40, V8) offers; any other import fails the load.
-ALLOWED_WASI = (
-    "fd_write fd_read fd_seek fd_close fd_fdstat_get environ_get environ_sizes_get "
-    "args_get args_sizes_get clock_time_get random_get proc_exit"
-).split()
 
 _I32 = wasmtime.ValType.i32()
 _I64 = wasmtime.ValType.i64()

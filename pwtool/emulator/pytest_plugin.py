@@ -65,7 +65,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.fixture
 def emulator(request: pytest.FixtureRequest) -> Iterator[Emulator]:
     """A fresh emulated Envoy; builds are cached in pytest's cache directory."""
-    cache = Path(request.config.cache.mkdir("pwtool-builds")) if request.config.cache is not None else None
+    cache = Path(request.config.cache.mkdir("pwtool-builds")) if getattr(request.config, "cache", None) is not None else None
     emu = Emulator(build_cache=cache)
     yield emu
     emu.close()

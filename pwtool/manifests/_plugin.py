@@ -4,18 +4,11 @@ from __future__ import annotations
 
 import copy
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
 
 class ManifestError(ValueError):
     """Inputs that cannot make a valid manifest; the message says what to fix."""
@@ -35,25 +28,18 @@ class PluginInfo:
 
 
 def load_plugin(path: Path) -> PluginInfo:
-    """Load ``plugin.toml`` (``name``, ``root_id``, ``[config]``) from a plugin directory."""
-    toml_path = path / "plugin.toml" if path.is_dir() else path
-    if not toml_path.is_file():
-        raise ManifestError(f"{toml_path} not found; a plugin directory holds plugin.toml with name, root_id "
-                            "and a [config] table")
+    """Load ``plugin.toml`` (``name``, ``root_id``, ``[config]``) from a plugin directory.
+
+    The root id defaults to the plugin's name: Istio passes ``pluginName`` as the root id.
+    """
+    from pwtool.build import PluginError, load_metadata
+
+    plugin_dir = path.parent if path.name == "plugin.toml" else path
     try:
-        data = tomllib.loads(toml_path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ManifestError(f"{toml_path}: invalid TOML: {exc}") from exc
-    name = data.get("name")
-    if not isinstance(name, str) or not name:
-        raise ManifestError(f"{toml_path}: missing `name = \"...\"`")
-    root_id = data.get("root_id", name)
-    if not isinstance(root_id, str):
-        raise ManifestError(f"{toml_path}: root_id must be a string")
-    config = data.get("config", {})
-    if not isinstance(config, dict):
-        raise ManifestError(f"{toml_path}: [config] must be a table")
-    return PluginInfo(name, root_id, config, toml_path.parent)
+        metadata = load_metadata(plugin_dir, require_code=False)
+    except PluginError as error:
+        raise ManifestError(str(error)) from None
+    return PluginInfo(metadata.name, metadata.root_id or metadata.name, dict(metadata.config), plugin_dir)
 
 
 def resource_name(name: str) -> str:

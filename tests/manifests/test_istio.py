@@ -89,7 +89,7 @@ def test_unknown_phase_and_missing_plugin(plugin_dir: Path, tmp_path: Path) -> N
     with pytest.raises(ManifestError, match="phase"):
         render_wasmplugin(name="x", url="oci://r.example/x:v1", phase="LATE")
     code, _, err = run(str(tmp_path), "--url", "oci://r.example/x:v1")
-    assert code == 1 and "plugin.toml not found" in err
+    assert code == 1 and "plugin.toml: missing" in err
 
 
 @pytest.mark.parametrize(("url", "ok"), [
