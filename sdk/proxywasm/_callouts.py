@@ -13,12 +13,17 @@ if TYPE_CHECKING:
     from ._dispatcher import Dispatcher
 
 
+_ENVOY_UPSTREAM_FAILURES = (b"upstream connect error or disconnect/reset before headers", b"no healthy upstream")
+"""How the bodies of Envoy's own 503 local replies for an unreachable upstream start."""
+
+
 class HttpResponse:
     """The answer to an HTTP callout: status, headers, body and trailers.
 
     Read in full when the answer arrives, so it stays usable after the callback.
     A callout that failed without any answer (connection reset, no upstream, ...)
-    has ``status == 0`` and no headers; `await http_call(...)` raises instead.
+    has ``status == 0`` and no headers, or is Envoy's own 503 for the failure (see
+    `failed`); `await http_call(...)` raises instead.
     """
 
     __slots__ = ("upstream", "headers", "body", "trailers")
@@ -40,8 +45,15 @@ class HttpResponse:
 
     @property
     def failed(self) -> bool:
-        """True when the callout produced no answer at all."""
-        return not self.headers
+        """True when the upstream gave no answer at all.
+
+        That is no response (reset, response too large), or the 503 Envoy makes up
+        itself when it cannot reach the upstream (connection refused or reset before
+        headers, no healthy upstream): Envoy 1.40 reports those as a normal answer.
+        """
+        if not self.headers:
+            return True
+        return self.status == 503 and self.body.startswith(_ENVOY_UPSTREAM_FAILURES)
 
     @property
     def timed_out(self) -> bool:

@@ -701,7 +701,12 @@ class Dispatcher:
         if callout.task is not None:
             error: Exception | None = None
             if response.failed:
-                error = HttpCallFailed(callout.upstream, "no response (reset, no healthy upstream, or response too large)")
+                reason = (
+                    f"Envoy answered {response.status}: {response.text()}"
+                    if response.headers
+                    else "no response (reset, no healthy upstream, or response too large)"
+                )
+                error = HttpCallFailed(callout.upstream, reason)
             elif response.timed_out:
                 error = HttpCallTimeout(callout.upstream, "timed out")
             self._resume(callout.task, response, error)

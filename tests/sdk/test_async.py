@@ -73,6 +73,29 @@ def test_await_failures_raise_typed_exceptions(probe) -> None:
     assert not first.request_paused and not second.request_paused
 
 
+def test_envoys_own_503_for_an_unreachable_upstream_is_a_failure(probe) -> None:
+    """Envoy 1.40 answers a callout to a refused connection with its own 503 (seen in tests/e2e)."""
+    caught = []
+
+    async def on_request_headers(ctx, headers, eos):
+        try:
+            response = await ctx.http_call("cluster", timeout_ms=100)
+            caught.append(response.status)
+        except proxywasm.HttpCallFailed as error:
+            caught.append(str(error))
+        return Action.CONTINUE
+
+    probe.hooks["on_request_headers"] = on_request_headers
+    refused = (b"upstream connect error or disconnect/reset before headers. reset reason: remote connection "
+               b"failure, transport failure reason: delayed connect error: Connection refused")
+    for status, body in [(503, refused), (503, b"no healthy upstream"), (503, b"the service's own 503")]:
+        probe.http_stream().send_request_headers(REQUEST, end_of_stream=True)
+        probe.pending_http_calls[-1].respond(status, body=body)
+    assert "Connection refused" in caught[0]
+    assert "no healthy upstream" in caught[1]
+    assert caught[2] == 503  # an answer from the service itself is not a failure
+
+
 def test_uncaught_callout_failure_fails_closed(probe) -> None:
     async def on_request_headers(ctx, headers, eos):
         await ctx.http_call("cluster")

@@ -1,0 +1,291 @@
+#!/usr/bin/env python3
+"""Envoy CPU per request: the Python ``http_headers`` example against Lua (and C), in one run.
+
+Each variant is one Envoy ``--concurrency 1`` with a direct_response route and one
+HTTP filter doing the header work of ``plugins/http_headers``:
+
+* request: read ``:method``, count the request by method, add ``x-request-id`` if absent;
+* response: set ``x-powered-by``, remove ``server``.
+
+Variants: ``none`` (no filter, the baseline), ``lua`` (an Envoy Lua filter; it counts
+in a Lua table, since Envoy's Lua API has no stats), ``c`` (a minimal C proxy-wasm
+module compiled with zig; skipped when zig is missing) and ``python`` (the built
+``plugins/http_headers`` module).
+
+``wrk -t1 -c10`` loads each Envoy for ``--duration`` seconds after a warm-up. Envoy's
+CPU time is read from ``/proc/<pid>/stat`` (utime + stime, all threads) around the
+measured run and divided by the requests wrk completed; the baseline's CPU per
+request is subtracted to give the CPU each filter adds. With ``--rounds N`` the
+variants run N times, interleaved, and the median is reported.
+
+    /work/venv/bin/python bench/headers_vs_lua.py                 # 3 rounds of 10 s
+    /work/venv/bin/python bench/headers_vs_lua.py --duration 1 --rounds 1 --json out.json
+
+Exit status 0 even if Python is slower than Lua: this prints ratios, it is not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))
+
+from pwtool.envoy import Envoy, free_port  # noqa: E402
+from pwtool.manifests import bootstrap, http_filter, plugin_config  # noqa: E402
+
+LUA_TYPE = "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua"
+
+LUA_SOURCE = """\
+local requests = {}
+local next_id = 0
+
+function envoy_on_request(handle)
+  local headers = handle:headers()
+  local method = headers:get(":method") or "UNKNOWN"
+  requests[method] = (requests[method] or 0) + 1
+  if headers:get("x-request-id") == nil then
+    next_id = next_id + 1
+    headers:add("x-request-id", "lua-" .. next_id)
+  end
+end
+
+function envoy_on_response(handle)
+  local headers = handle:headers()
+  headers:replace("x-powered-by", "lua")
+  headers:remove("server")
+end
+"""
+
+EXPECTED_POWERED_BY = {"lua": "lua", "c": "c", "python": "pwtool"}
+
+
+@dataclass
+class Sample:
+    variant: str
+    requests: int
+    seconds: float
+    rps: float
+    p50_us: float
+    rss_mb: float
+    cpu_s: float
+    cpu_us_per_request: float
+
+
+# -- the variants ------------------------------------------------------------------------
+
+
+def lua_filter() -> dict[str, Any]:
+    return {"name": "envoy.filters.http.lua",
+            "typed_config": {"@type": LUA_TYPE, "default_source_code": {"inline_string": LUA_SOURCE}}}
+
+
+def wasm_filter(name: str, root_id: str, wasm: Path) -> dict[str, Any]:
+    return http_filter(plugin_config(name=name, root_id=root_id, wasm_file=wasm))
+
+
+def build_python(cache: Path) -> Path:
+    from pwtool.emulator import build_plugin_cached
+
+    return build_plugin_cached(REPO / "plugins" / "http_headers", cache)
+
+
+def build_c(cache: Path) -> Path | None:
+    try:
+        import ziglang  # type: ignore[import-untyped]  # noqa: F401
+    except ImportError:
+        return None
+    from pwtool_zig import compile_c
+
+    cache.mkdir(parents=True, exist_ok=True)
+    return compile_c(REPO / "bench" / "c" / "headers.c", cache)
+
+
+def filters_for(variant: str, modules: dict[str, Path]) -> list[dict[str, Any]]:
+    if variant == "none":
+        return []
+    if variant == "lua":
+        return [lua_filter()]
+    if variant == "c":
+        return [wasm_filter("headers_c", "headers_c", modules["c"])]
+    if variant == "python":
+        return [wasm_filter("http_headers", "http_headers", modules["python"])]
+    raise ValueError(variant)
+
+
+# -- measuring ----------------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of every thread of ``pid`` (from /proc/<pid>/stat)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+_UNITS = {"us": 1.0, "ms": 1000.0, "s": 1_000_000.0}
+
+
+def parse_wrk(output: str) -> tuple[int, float, float]:
+    """(requests, seconds, p50 µs) from ``wrk --latency`` output."""
+    done = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m),", output)
+    p50 = re.search(r"^\s*50%\s+([\d.]+)(us|ms|s)\s*$", output, re.M)
+    if done is None or p50 is None:
+        raise RuntimeError(f"cannot parse wrk output:\n{output}")
+    seconds = float(done.group(2)) * {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}[done.group(3)]
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    if non_2xx:
+        raise RuntimeError(f"wrk saw {non_2xx.group(1)} error responses:\n{output}")
+    return int(done.group(1)), seconds, float(p50.group(1)) * _UNITS[p50.group(2)]
+
+
+def wrk(url: str, seconds: float, threads: int, connections: int) -> str:
+    duration = f"{max(1, round(seconds))}s"
+    result = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}", "--latency", url],
+        capture_output=True, text=True, timeout=seconds + 60,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"wrk failed: {result.stderr}")
+    return result.stdout
+
+
+def check_behaviour(variant: str, url: str) -> None:
+    """One request through the filter: it must have done its work (or the run is void)."""
+    with urllib.request.urlopen(url, timeout=10) as response:
+        assert response.status == 200, response.status
+        powered = response.headers.get("x-powered-by")
+    if variant == "none":
+        if powered is not None:
+            raise RuntimeError(f"baseline answered x-powered-by={powered!r}")
+        return
+    # (Envoy sets ``server`` again after the filters, so its removal is not visible.)
+    if powered != EXPECTED_POWERED_BY[variant]:
+        raise RuntimeError(f"{variant}: filter did not run (x-powered-by={powered!r})")
+
+
+def measure(variant: str, modules: dict[str, Path], args: argparse.Namespace) -> Sample:
+    listen, admin = free_port(), free_port()
+    config = bootstrap(http_filters=filters_for(variant, modules), listen_port=listen, admin_port=admin)
+    url = f"http://127.0.0.1:{listen}/bench"
+    with Envoy(config, admin_port=admin, concurrency=1, log_level="warn", component_log_level="wasm:warn") as envoy:
+        check_behaviour(variant, url)
+        wrk(url, args.warmup, args.threads, args.connections)
+        before = cpu_seconds(envoy.pid)
+        output = wrk(url, args.duration, args.threads, args.connections)
+        after = cpu_seconds(envoy.pid)
+        rss = rss_mb(envoy.pid)
+        if envoy.process is None or envoy.process.poll() is not None:
+            raise RuntimeError(f"{variant}: Envoy died under load:\n{envoy.log_tail()}")
+    requests, seconds, p50 = parse_wrk(output)
+    cpu = after - before
+    return Sample(variant, requests, seconds, requests / seconds, p50, rss, cpu, cpu / requests * 1e6)
+
+
+# -- report -------------------------------------------------------------------------------
+
+
+def summarize(samples: list[Sample], variants: list[str]) -> dict[str, dict[str, float]]:
+    table: dict[str, dict[str, float]] = {}
+    for variant in variants:
+        mine = [s for s in samples if s.variant == variant]
+        table[variant] = {
+            "rps": statistics.median(s.rps for s in mine),
+            "p50_us": statistics.median(s.p50_us for s in mine),
+            "rss_mb": statistics.median(s.rss_mb for s in mine),
+            "cpu_us_per_request": statistics.median(s.cpu_us_per_request for s in mine),
+        }
+    base = table["none"]["cpu_us_per_request"]
+    for row in table.values():
+        row["cpu_us_added"] = row["cpu_us_per_request"] - base
+    return table
+
+
+def render(table: dict[str, dict[str, float]]) -> str:
+    lines = [
+        f"{'filter':<8} {'req/s':>9} {'p50 µs':>8} {'RSS MB':>7} {'CPU µs/req':>11} {'added µs/req':>13}",
+    ]
+    for name, row in table.items():
+        added = "-" if name == "none" else f"{row['cpu_us_added']:+.2f}"
+        lines.append(f"{name:<8} {row['rps']:>9,.0f} {row['p50_us']:>8.0f} {row['rss_mb']:>7.0f} "
+                     f"{row['cpu_us_per_request']:>11.2f} {added:>13}")
+    if "lua" in table and "python" in table:
+        lua, python = table["lua"]["cpu_us_added"], table["python"]["cpu_us_added"]
+        ratio = python / lua if lua > 0 else float("inf")
+        lines.append(f"Python/Lua CPU added per request: {ratio:.2f}"
+                     f" ({'Python at or below Lua' if python <= lua else 'Python above Lua'})")
+    if "c" in table and "python" in table and table["c"]["cpu_us_added"] > 0:
+        lines.append(f"Python/C CPU added per request: {table['python']['cpu_us_added'] / table['c']['cpu_us_added']:.2f}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds of measured load per variant and round")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of unmeasured load first")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median is reported")
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads")
+    parser.add_argument("--connections", type=int, default=10, help="wrk connections")
+    parser.add_argument("--variants", default="none,lua,c,python",
+                        help="comma-separated subset of none,lua,c,python (none is always run)")
+    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "pwtool-bench-builds",
+                        help="where built modules are cached")
+    parser.add_argument("--json", type=Path, help="also write the samples and the table here")
+    args = parser.parse_args(argv)
+
+    if shutil.which("wrk") is None:
+        print("wrk is not installed. Fix: apt-get install -y wrk", file=sys.stderr)
+        return 2
+    variants = ["none"] + [v for v in args.variants.split(",") if v and v != "none"]
+    modules: dict[str, Path] = {}
+    if "python" in variants:
+        modules["python"] = build_python(args.cache)
+    if "c" in variants:
+        c_module = build_c(args.cache)
+        if c_module is None:
+            print("zig (ziglang) is not installed: skipping the C variant", file=sys.stderr)
+            variants.remove("c")
+        else:
+            modules["c"] = c_module
+
+    samples: list[Sample] = []
+    for round_number in range(1, args.rounds + 1):
+        for variant in variants:
+            sample = measure(variant, modules, args)
+            samples.append(sample)
+            print(f"round {round_number} {variant:<7} {sample.rps:>9,.0f} req/s  {sample.p50_us:>6.0f} µs p50  "
+                  f"{sample.cpu_us_per_request:6.2f} CPU µs/req", file=sys.stderr, flush=True)
+            time.sleep(0.2)
+
+    table = summarize(samples, variants)
+    print(f"wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s, Envoy --concurrency 1, direct_response, "
+          f"median of {args.rounds} round(s)")
+    print(render(table))
+    if args.json:
+        args.json.write_text(json.dumps({"samples": [asdict(s) for s in samples], "table": table}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
