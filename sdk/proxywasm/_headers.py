@@ -9,8 +9,11 @@ is one hostcall and updates the cache, so reads after writes see the writes.
 
 from __future__ import annotations
 
+import _proxywasm as _abi
+
 from . import _hostcalls
 from ._codec import deserialize_header_map_bytes, serialize_header_map, to_bytes
+from ._errors import hostcall_error
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -24,7 +27,17 @@ if TYPE_CHECKING:
 
 
 def _key(name: str | bytes) -> bytes:
-    return (name.encode("utf-8", "surrogateescape") if isinstance(name, str) else name).lower()
+    key = _KEYS.get(name)
+    if key is None:
+        key = (name.encode("utf-8", "surrogateescape") if isinstance(name, str) else bytes(name)).lower()
+        if len(_KEYS) < 512 and isinstance(name, (str, bytes)):
+            _KEYS[name] = key
+    return key
+
+
+_KEYS: dict[str | bytes, bytes] = {}
+"""Header names as the lower-case bytes the host uses, for the names a plugin uses
+(a dict lookup is cheaper than encoding and lower-casing on every call)."""
 
 
 def _text(value: bytes) -> str:
@@ -55,10 +68,12 @@ class Headers:
 
     def get(self, name: str | bytes, default: str | None = None) -> str | None:
         """The first value of header `name`, or `default` when it is absent."""
-        key = _key(name)
+        key = _KEYS.get(name)
+        if key is None:
+            key = _key(name)
         for k, v in self._load():
             if k == key:
-                return _text(v)
+                return v.decode("utf-8", "surrogateescape")
         return default
 
     def get_bytes(self, name: str | bytes) -> bytes | None:
@@ -83,8 +98,13 @@ class Headers:
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, (str, bytes)):
             return False
-        key = _key(name)
-        return any(k == key for k, _ in self._load())
+        key = _KEYS.get(name)
+        if key is None:
+            key = _key(name)
+        for k, _ in self._load():
+            if k == key:
+                return True
+        return False
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return iter(self.items())
@@ -194,22 +214,31 @@ class HostHeaders(Headers):
         if self._epoch != dispatcher.epoch:
             if dispatcher.effective_context_id != self._context_id:
                 dispatcher.activate(self._context_id)
-            self._pairs = deserialize_header_map_bytes(_hostcalls.get_header_map_pairs(self._map_type))
+            try:
+                data = _abi.get_header_map_pairs(self._map_type)
+            except _abi.HostcallError as err:
+                raise hostcall_error(err.hostcall, err.status, map_type=self._map_type) from None
+            self._pairs = deserialize_header_map_bytes(data)
             self._epoch = dispatcher.epoch
         return self._pairs
 
-    # The writers below are on the per-request hot path: conversions and checks are
-    # inlined rather than calling helpers, because each Python call costs as much as
-    # the work itself.
+    # The writers below are on the per-request hot path: conversions, checks and the
+    # hostcall wrappers of `_hostcalls` are inlined rather than called, because each
+    # Python call costs as much as the work itself. Errors are converted the same way.
 
     def set(self, name: str | bytes, value: str | bytes) -> None:
         """Set header `name` to `value`, replacing every existing value (one hostcall)."""
-        key = (name.encode("utf-8", "surrogateescape") if isinstance(name, str) else name).lower()
+        key = _KEYS.get(name)
+        if key is None:
+            key = _key(name)
         data = value.encode("utf-8", "surrogateescape") if isinstance(value, str) else bytes(value)
         dispatcher = self._dispatcher
         if dispatcher.effective_context_id != self._context_id:
             dispatcher.activate(self._context_id)
-        _hostcalls.replace_header_map_value(self._map_type, key, data)
+        try:
+            _abi.replace_header_map_value(self._map_type, key, data)
+        except _abi.HostcallError as err:
+            raise hostcall_error(err.hostcall, err.status, map_type=self._map_type, key=key, value=data) from None
         if self._epoch == dispatcher.epoch:
             self._replace_cached(key, data)
 
@@ -217,22 +246,32 @@ class HostHeaders(Headers):
 
     def add(self, name: str | bytes, value: str | bytes) -> None:
         """Add one more value for `name` (one hostcall)."""
-        key = (name.encode("utf-8", "surrogateescape") if isinstance(name, str) else name).lower()
+        key = _KEYS.get(name)
+        if key is None:
+            key = _key(name)
         data = value.encode("utf-8", "surrogateescape") if isinstance(value, str) else bytes(value)
         dispatcher = self._dispatcher
         if dispatcher.effective_context_id != self._context_id:
             dispatcher.activate(self._context_id)
-        _hostcalls.add_header_map_value(self._map_type, key, data)
+        try:
+            _abi.add_header_map_value(self._map_type, key, data)
+        except _abi.HostcallError as err:
+            raise hostcall_error(err.hostcall, err.status, map_type=self._map_type, key=key, value=data) from None
         if self._epoch == dispatcher.epoch:
             self._pairs.append((key, data))
 
     def remove(self, name: str | bytes) -> None:
         """Remove every value of `name` (one hostcall); absent headers are fine."""
-        key = (name.encode("utf-8", "surrogateescape") if isinstance(name, str) else name).lower()
+        key = _KEYS.get(name)
+        if key is None:
+            key = _key(name)
         dispatcher = self._dispatcher
         if dispatcher.effective_context_id != self._context_id:
             dispatcher.activate(self._context_id)
-        _hostcalls.remove_header_map_value(self._map_type, key)
+        try:
+            _abi.remove_header_map_value(self._map_type, key)
+        except _abi.HostcallError as err:
+            raise hostcall_error(err.hostcall, err.status, map_type=self._map_type, key=key) from None
         if self._epoch == dispatcher.epoch:
             self._remove_cached(key)
 

@@ -16,7 +16,10 @@ Tags become part of the stat name as ``<name>.<tag>=<value>`` segments, sorted b
 
 from __future__ import annotations
 
+import _proxywasm as _abi
+
 from . import _hostcalls
+from ._errors import hostcall_error
 from ._types import MetricType
 
 TYPE_CHECKING = False
@@ -56,7 +59,7 @@ class _Metric:
         return metric_id
 
     def _tagged(self, tags: Mapping[str, str]) -> _Metric:
-        key = tuple(sorted(tags.items()))
+        key = tuple(tags.items()) if len(tags) == 1 else tuple(sorted(tags.items()))
         child = self._children.get(key)
         if child is None:
             merged = {**self.tags, **tags}
@@ -80,7 +83,14 @@ class Counter(_Metric):
 
     def inc(self, amount: int = 1) -> None:
         """Add `amount` (default 1)."""
-        _hostcalls.increment_metric(self._id(), amount)
+        # Per-request hot path: `_id` and the hostcall wrapper inlined.
+        metric_id = self._ids.get(_current_vm[0])
+        if metric_id is None:
+            metric_id = self._id()
+        try:
+            _abi.increment_metric(metric_id, amount)
+        except _abi.HostcallError as err:
+            raise hostcall_error(err.hostcall, err.status, metric_id=metric_id, offset=amount) from None
 
     def with_tags(self, **tags: str) -> Counter:
         """The counter with these extra tags (created once, then reused)."""
