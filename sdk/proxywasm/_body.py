@@ -85,10 +85,10 @@ class Body:
         return self._all().decode(encoding, errors)
 
     def json(self) -> object:
-        """The whole buffer parsed as JSON (imports `json` on first use)."""
-        import json
+        """The whole buffer parsed as JSON (ValueError when it is not JSON)."""
+        from ._json import loads
 
-        return json.loads(self._all())
+        return loads(self._all())
 
     def replace(self, data: bytes | str) -> None:
         """Replace the whole buffer with `data`."""

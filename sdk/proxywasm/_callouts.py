@@ -65,10 +65,10 @@ class HttpResponse:
         return self.body.decode(encoding, "replace")
 
     def json(self) -> object:
-        """The body parsed as JSON (imports `json` on first use)."""
-        import json
+        """The body parsed as JSON (ValueError when it is not JSON)."""
+        from ._json import loads
 
-        return json.loads(self.body)
+        return loads(self.body)
 
     def __repr__(self) -> str:
         return f"HttpResponse(status={self.status}, body={len(self.body)} bytes)"

@@ -19,6 +19,7 @@ from ._callouts import GrpcResponse, GrpcStream, HttpResponse
 from ._codec import to_bytes
 from ._errors import BadArgument, ConfigError, NotFound, StreamGone
 from ._headers import HostHeaders, serialize_headers
+from ._json import loads
 from ._tasks import Suspend, WaitKind
 from ._types import Action, BufferType, MapType, StreamType
 
@@ -529,16 +530,14 @@ def parse_json_config(data: bytes | str, defaults: Mapping[str, Any] | None = No
     """Parse a JSON object configuration over `defaults` (shallow merge).
 
     Empty configuration gives the defaults. Raises `ConfigError` for invalid JSON or
-    for JSON that is not an object. Imports `json` only when there is something to parse.
+    for JSON that is not an object.
     """
     config: dict[str, Any] = dict(defaults or {})
     text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
     if not text.strip():
         return config
-    import json
-
     try:
-        parsed = json.loads(text)
+        parsed = loads(text)
     except ValueError as exc:
         raise ConfigError(f"configuration is not valid JSON: {exc}") from None
     if not isinstance(parsed, dict):

@@ -120,13 +120,6 @@ def register(plugin: R, *, root_id: str = "", fail_open: bool | None = None) -> 
         raise TypeError(
             f"register() takes a RootContext, HttpContext or TcpContext subclass, not {plugin!r}"
         )
-    # Configuration is JSON by convention (plugin.toml's [config], Istio's pluginConfig)
-    # and the default on_configure parses it. Import json now, while the plugin module is
-    # imported, which is when a build snapshots it. Imported later, inside the VM, json
-    # would cost every VM start (its regexes compile at import) and needs the Python
-    # compiler, which built modules leave out (json -> re -> functools -> namedtuple).
-    import json  # noqa: F401
-
     module_name = plugin.__module__
     module = sys.modules.get(module_name)
     for key, old in list(_registry.items()):
