@@ -1,0 +1,28 @@
+"""bench/headers_vs_lua.py runs end to end (one short round) and prints its table."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+pytestmark = [pytest.mark.envoy, pytest.mark.slow]
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (apt-get install -y wrk)")
+def test_bench_script_prints_the_table(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "headers_vs_lua.py"), "--duration", "1", "--warmup", "1",
+         "--rounds", "1", "--variants", "lua,python", "--cache", str(tmp_path), "--json", str(tmp_path / "out.json")],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert [line.split()[0] for line in lines[2:5]] == ["none", "lua", "python"], result.stdout
+    assert "Python/Lua CPU added per request:" in result.stdout
+    assert (tmp_path / "out.json").stat().st_size > 0
