@@ -22,13 +22,28 @@ import wasmtime
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _minimal_host(linker: wasmtime.Linker, store: wasmtime.Store, module: wasmtime.Module) -> None:
-    """Every import answers like a quiet Envoy: OK, nothing found, no configuration."""
+def _minimal_host(linker: wasmtime.Linker, store: wasmtime.Store, module: wasmtime.Module, root_id: bytes) -> None:
+    """A quiet Envoy: logs accepted, the plugin_root_id property answered, nothing else found."""
     linker.allow_shadowing = True
     linker.define_wasi()
     store.set_wasi(wasmtime.WasiConfig())
+
+    def get_property(caller: wasmtime.Caller, path: int, path_size: int, out_data: int, out_size: int) -> int:
+        memory = caller["memory"]
+        assert isinstance(memory, wasmtime.Memory)
+        if bytes(memory.read(caller, path, path + path_size)) != b"plugin_root_id":
+            return 1
+        pointer = caller["proxy_on_memory_allocate"](caller, len(root_id))  # type: ignore[operator]
+        memory.write(caller, root_id, pointer)
+        memory.write(caller, pointer.to_bytes(4, "little"), out_data)
+        memory.write(caller, len(root_id).to_bytes(4, "little"), out_size)
+        return 0
+
     for item in module.imports:
         if item.module == "env" and isinstance(item.type, wasmtime.FuncType):
+            if item.name == "proxy_get_property":
+                linker.define_func("env", item.name, item.type, get_property, access_caller=True)
+                continue
             status = 0 if item.name in ("proxy_log", "proxy_set_tick_period_milliseconds") else 1
             results = len(item.type.results)
 
@@ -38,14 +53,14 @@ def _minimal_host(linker: wasmtime.Linker, store: wasmtime.Store, module: wasmti
             linker.define_func("env", item.name, item.type, hostcall)
 
 
-def _time_vm_starts(wasm: Path, runs: int) -> list[float]:
+def _time_vm_starts(wasm: Path, runs: int, root_id: str) -> list[float]:
     engine = wasmtime.Engine()
     module = wasmtime.Module(engine, wasm.read_bytes())
     timings = []
     for _ in range(runs):
         store = wasmtime.Store(engine)
         linker = wasmtime.Linker(engine)
-        _minimal_host(linker, store, module)
+        _minimal_host(linker, store, module, root_id.encode())
         started = time.perf_counter()
         instance = linker.instantiate(store, module)
         exports = instance.exports(store)
@@ -91,7 +106,7 @@ def main() -> None:
     from pwtool.build import build_plugin
 
     result = build_plugin(options.plugin, Path("/tmp/pwtool-bench-vm-start.wasm"))
-    warm = _time_vm_starts(result.path, options.runs)
+    warm = _time_vm_starts(result.path, options.runs, result.metadata.root_id)
     cold = _time_cold_boot(Path(options.plugin), options.cold_runs)
     snap_ms = statistics.median(warm) * 1000
     cold_ms = statistics.median(cold) * 1000

@@ -3,9 +3,10 @@
  *
  * It replaces CPython's generated Modules/config.c. Listing a module here is what makes
  * the linker keep it: every module left out (sockets, unicodedata, _decimal, the CJK
- * codecs, expat, test modules) drops out of the binary, which keeps a hello-world plugin
- * well under the 4 MB budget. Pure-Python fallbacks exist for several of the omitted
- * ones (decimal -> _pydecimal, pickle -> pure pickle).
+ * codecs, expat, test modules, the AST and tokenizer modules the stripped compiler
+ * would need, _datetime, _locale...) drops out of the binary and keeps plugins small.
+ * Pure-Python fallbacks exist for several of the omitted ones (decimal -> _pydecimal,
+ * pickle, datetime, statistics, typing use their pure-Python code).
  */
 #include "Python.h"
 
@@ -24,7 +25,6 @@ extern PyObject *PyInit_time(void);
 extern PyObject *PyInit__weakref(void);
 extern PyObject *PyInit__abc(void);
 extern PyObject *PyInit__functools(void);
-extern PyObject *PyInit__locale(void);
 extern PyObject *PyInit__operator(void);
 extern PyObject *PyInit__stat(void);
 extern PyObject *PyInit_math(void);
@@ -34,21 +34,14 @@ extern PyObject *PyInit__json(void);
 extern PyObject *PyInit__random(void);
 extern PyObject *PyInit__bisect(void);
 extern PyObject *PyInit__heapq(void);
-extern PyObject *PyInit__datetime(void);
 extern PyObject *PyInit__md5(void);
 extern PyObject *PyInit__sha1(void);
 extern PyObject *PyInit__sha256(void);
 extern PyObject *PyInit__sha512(void);
-extern PyObject *PyInit__contextvars(void);
-extern PyObject *PyInit__typing(void);
 extern PyObject *PyInit_array(void);
-extern PyObject *PyInit__opcode(void);
-extern PyObject *PyInit__statistics(void);
 extern PyObject *PyMarshal_Init(void);
 extern PyObject *PyInit__imp(void);
 extern PyObject *PyInit_gc(void);
-extern PyObject *PyInit__ast(void);
-extern PyObject *PyInit__tokenize(void);
 extern PyObject *_PyWarnings_Init(void);
 extern PyObject *PyInit__string(void);
 
@@ -67,7 +60,6 @@ struct _inittab _PyImport_Inittab[] = {
     {"_weakref", PyInit__weakref},
     {"_abc", PyInit__abc},
     {"_functools", PyInit__functools},
-    {"_locale", PyInit__locale},
     {"_operator", PyInit__operator},
     {"_stat", PyInit__stat},
     {"math", PyInit_math},
@@ -77,20 +69,13 @@ struct _inittab _PyImport_Inittab[] = {
     {"_random", PyInit__random},
     {"_bisect", PyInit__bisect},
     {"_heapq", PyInit__heapq},
-    {"_datetime", PyInit__datetime},
     {"_md5", PyInit__md5},
     {"_sha1", PyInit__sha1},
     {"_sha256", PyInit__sha256},
     {"_sha512", PyInit__sha512},
-    {"_contextvars", PyInit__contextvars},
-    {"_typing", PyInit__typing},
     {"array", PyInit_array},
-    {"_opcode", PyInit__opcode},
-    {"_statistics", PyInit__statistics},
     {"marshal", PyMarshal_Init},
     {"_imp", PyInit__imp},
-    {"_ast", PyInit__ast},
-    {"_tokenize", PyInit__tokenize},
     {"builtins", NULL},
     {"sys", NULL},
     {"gc", PyInit_gc},
