@@ -2,81 +2,18 @@
 
 from __future__ import annotations
 
-import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from typing import Any
 
-Reply = tuple[int, dict[str, str], bytes]
+from pwtool.envoy import LocalHttpServer, Request
 
-
-@dataclass
-class Seen:
-    """One request a `Service` received."""
-
-    method: str
-    path: str
-    headers: dict[str, str]
-
-
-@dataclass
-class Service:
-    """An HTTP service on 127.0.0.1 whose answers come from ``handler(seen) -> (status, headers, body)``."""
-
-    handler: Callable[[Seen], Reply]
-    requests: list[Seen] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        service = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _serve(self) -> None:
-                length = int(self.headers.get("content-length") or 0)
-                if length:
-                    self.rfile.read(length)
-                seen = Seen(self.command, self.path, {k.lower(): v for k, v in self.headers.items()})
-                service.requests.append(seen)
-                status, headers, body = service.handler(seen)
-                try:
-                    self.send_response(status)
-                    for name, value in headers.items():
-                        self.send_header(name, value)
-                    self.send_header("content-length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # Envoy gave up on a slow answer (the timeout tests)
-
-            do_GET = do_POST = _serve
-
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def port(self) -> int:
-        return int(self._server.server_address[1])
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def __enter__(self) -> "Service":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+# A scripted service: ``Service(handler)`` where ``handler(Seen) -> (status, headers, body)``.
+Service = LocalHttpServer
+Seen = Request
 
 
 @dataclass

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from mftools import MODULE_C, REPO
+from mftools import REPO
+from pwtool_zig import compile_tiny_module
 
 
 def shared_schemas() -> Path:
@@ -31,12 +32,7 @@ def _use_shared_crd(shared_crd: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="session")
 def wasm_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real (tiny) proxy-wasm module compiled from C with zig: Envoy's validate mode loads it."""
-    work = tmp_path_factory.mktemp("wasm")
-    (work / "m.c").write_text(MODULE_C)
-    subprocess.run([sys.executable, "-m", "ziglang", "cc", "-target", "wasm32-freestanding", "-nostdlib", "-O2",
-                    "-Wl,--no-entry", "-o", str(work / "m.wasm"), str(work / "m.c")], check=True,
-                   capture_output=True, timeout=300)
-    return work / "m.wasm"
+    return compile_tiny_module(tmp_path_factory.mktemp("wasm"))
 
 
 @pytest.fixture()

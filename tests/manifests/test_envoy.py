@@ -14,7 +14,9 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner
-from mftools import ENVOY, envoy_validate, next_base_id
+from mftools import ENVOY, next_base_id
+
+from pwtool.envoy import validate
 
 from pwtool.cli import main
 from pwtool.manifests import bootstrap, ecds_filter, fetch_cluster, http_filter
@@ -33,7 +35,7 @@ def refused(*args: str) -> str:
 
 
 def assert_valid(cfg: dict[str, Any], tmp_path: Path) -> None:
-    proc = envoy_validate(cfg, tmp_path)
+    proc = validate(cfg, tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -51,7 +53,7 @@ def test_validation_is_real(plugin_dir: Path, tmp_path: Path) -> None:
     junk = tmp_path / "junk.wasm"
     junk.write_bytes(b"\0asm\x01\0\0\0")
     filt = render(str(plugin_dir), "--wasm", str(junk))
-    proc = envoy_validate(bootstrap(http_filters=[filt]), tmp_path)
+    proc = validate(bootstrap(http_filters=[filt]), tmp_path)
     assert proc.returncode != 0 and "ABI" in proc.stdout + proc.stderr
 
 

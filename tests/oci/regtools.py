@@ -20,38 +20,17 @@ from typing import Any
 
 import yaml
 
+from pwtool.envoy import free_port  # re-exported for the tests
+
 USER, PASSWORD = "alice", "s3cret-pw"
-
-ZIG_MODULE_C = r"""
-#include <stdint.h>
-#define EXPORT(n) __attribute__((export_name(n)))
-extern int32_t proxy_log(int32_t, const char*, int32_t) __attribute__((import_module("env"), import_name("proxy_log")));
-static unsigned char heap[65536]; static uint32_t top;
-EXPORT("proxy_abi_version_0_2_1") void abi(void) {}
-EXPORT("proxy_on_memory_allocate") void* alloc(uint32_t n) { void* p = heap + top; top = (top + n + 7) & ~7u; if (top > sizeof heap) top = 0; return p; }
-EXPORT("proxy_on_context_create") void ctx(uint32_t id, uint32_t parent) {}
-EXPORT("proxy_on_vm_start") uint32_t vm_start(uint32_t id, uint32_t size) { proxy_log(2, "pwtool-test vm started", 22); return 1; }
-EXPORT("proxy_on_configure") uint32_t configure(uint32_t id, uint32_t size) { return 1; }
-EXPORT("proxy_on_request_headers") uint32_t req(uint32_t id, uint32_t n, uint32_t eos) { return 0; }
-EXPORT("proxy_on_done") uint32_t done(uint32_t id) { return 1; }
-EXPORT("proxy_on_delete") void del(uint32_t id) {}
-"""
-
 
 def compile_test_module(workdir: Path, python: str) -> bytes:
     """A tiny proxy-wasm module (C, raw ABI) compiled with zig's clang."""
-    src = workdir / "m.c"
-    src.write_text(ZIG_MODULE_C)
-    out = workdir / "m.wasm"
-    subprocess.run([python, "-m", "ziglang", "cc", "-target", "wasm32-freestanding", "-nostdlib", "-O2",
-                    "-Wl,--no-entry", "-o", str(out), str(src)], check=True, capture_output=True, timeout=300)
-    return out.read_bytes()
+    from pwtool_zig import compile_tiny_module
+
+    return compile_tiny_module(workdir).read_bytes()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_port(port: int, proc: subprocess.Popen[bytes] | None = None, timeout: float = 15.0) -> None:

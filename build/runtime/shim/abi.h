@@ -71,5 +71,9 @@ void pw_log_python_error(const char *where);
 /* The dispatcher's bound methods, in callback order; filled by set_dispatcher. */
 extern PyObject *pw_dispatch_methods[];
 extern const char *const pw_dispatch_names[];
+/* Non-zero for the callbacks the dispatcher listed in `idle_callbacks` (see set_dispatcher):
+ * the shim answers them with their default without entering Python. For
+ * on_context_create, only stream contexts (parent != 0) are skipped. */
+extern unsigned char pw_dispatch_idle[];
 
 #endif

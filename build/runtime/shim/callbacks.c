@@ -69,6 +69,7 @@ PROXY_EXPORT(proxy_abi_version_0_2_1) void proxy_abi_version_0_2_1(void) {}
 PROXY_EXPORT(proxy_on_memory_allocate) void *proxy_on_memory_allocate(size_t size) { return malloc(size); }
 
 PROXY_EXPORT(proxy_on_context_create) void proxy_on_context_create(uint32_t context_id, uint32_t parent_id) {
+    if (parent_id != 0 && pw_dispatch_idle[CB_CONTEXT_CREATE]) return;
     CALL2(CB_CONTEXT_CREATE, 0, context_id, parent_id);
 }
 
@@ -143,11 +144,20 @@ PROXY_EXPORT(proxy_on_response_trailers) uint32_t proxy_on_response_trailers(uin
     return CALL2(CB_RESPONSE_TRAILERS, ACTION_CONTINUE, context_id, count);
 }
 
-PROXY_EXPORT(proxy_on_done) uint32_t proxy_on_done(uint32_t context_id) { return CALL0(CB_DONE, 1, context_id); }
+PROXY_EXPORT(proxy_on_done) uint32_t proxy_on_done(uint32_t context_id) {
+    if (pw_dispatch_idle[CB_DONE]) return 1;
+    return CALL0(CB_DONE, 1, context_id);
+}
 
-PROXY_EXPORT(proxy_on_log) void proxy_on_log(uint32_t context_id) { CALL0(CB_LOG, 0, context_id); }
+PROXY_EXPORT(proxy_on_log) void proxy_on_log(uint32_t context_id) {
+    if (pw_dispatch_idle[CB_LOG]) return;
+    CALL0(CB_LOG, 0, context_id);
+}
 
-PROXY_EXPORT(proxy_on_delete) void proxy_on_delete(uint32_t context_id) { CALL0(CB_DELETE, 0, context_id); }
+PROXY_EXPORT(proxy_on_delete) void proxy_on_delete(uint32_t context_id) {
+    if (pw_dispatch_idle[CB_DELETE]) return;
+    CALL0(CB_DELETE, 0, context_id);
+}
 
 PROXY_EXPORT(proxy_on_http_call_response)
 void proxy_on_http_call_response(uint32_t context_id, uint32_t token, uint32_t headers, uint32_t body_size,

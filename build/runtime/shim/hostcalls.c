@@ -9,6 +9,7 @@
 #include "abi.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 static PyObject *HostcallError;
 
@@ -42,12 +43,58 @@ static PyObject *take_buffer(char *data, size_t size) {
     return result;
 }
 
-static PyObject *pw_log(PyObject *self, PyObject *args) {
+
+/* --- METH_FASTCALL argument helpers (the per-request hostcalls) ---------------
+ * They accept what the PyArg_ParseTuple formats they replace accepted: "I" (an int,
+ * masked to 32 bits) and "s#" (bytes, str as UTF-8, or a read-only bytes-like). */
+
+static int check_nargs(Py_ssize_t nargs, Py_ssize_t want, const char *name) {
+    if (nargs == want) return 1;
+    PyErr_Format(PyExc_TypeError, "%s() takes exactly %zd arguments (%zd given)", name, want, nargs);
+    return 0;
+}
+
+static int arg_u32(PyObject *obj, unsigned int *out) {
+    if (!PyLong_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "an integer is required, not %.100s", Py_TYPE(obj)->tp_name);
+        return 0;
+    }
+    unsigned long value = PyLong_AsUnsignedLongMask(obj);
+    if (value == (unsigned long)-1 && PyErr_Occurred()) return 0;
+    *out = (unsigned int)value;
+    return 1;
+}
+
+/* `*keep` receives a new reference to hold while `*data` is in use (or NULL). */
+static int arg_buf(PyObject *obj, const char **data, Py_ssize_t *size, PyObject **keep) {
+    *keep = NULL;
+    if (PyBytes_CheckExact(obj)) {
+        *data = PyBytes_AS_STRING(obj);
+        *size = PyBytes_GET_SIZE(obj);
+        return 1;
+    }
+    if (PyUnicode_Check(obj)) {
+        *data = PyUnicode_AsUTF8AndSize(obj, size);
+        return *data != NULL;
+    }
+    PyObject *copy = PyBytes_FromObject(obj);
+    if (copy == NULL) return 0;
+    *keep = copy;
+    *data = PyBytes_AS_STRING(copy);
+    *size = PyBytes_GET_SIZE(copy);
+    return 1;
+}
+
+static PyObject *pw_log(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     unsigned int level;
     const char *message;
     Py_ssize_t size;
-    if (!PyArg_ParseTuple(args, "Is#:log", &level, &message, &size)) return NULL;
-    CHECK(proxy_log(level, message, (size_t)size), "proxy_log");
+    PyObject *keep;
+    if (!check_nargs(nargs, 2, "log") || !arg_u32(args[0], &level) || !arg_buf(args[1], &message, &size, &keep))
+        return NULL;
+    proxy_status_t status = proxy_log(level, message, (size_t)size);
+    Py_XDECREF(keep);
+    if (status != PROXY_OK) return raise_status(status, "proxy_log");
     Py_RETURN_NONE;
 }
 
@@ -124,6 +171,58 @@ static PyObject *pw_get_header_map_pairs(PyObject *self, PyObject *arg) {
     return take_buffer(data, size);
 }
 
+/* The map parsed here, in C: a list of (name, value) bytes pairs (see docs/abi-seam.md). */
+static PyObject *pw_get_header_map_list(PyObject *self, PyObject *arg) {
+    unsigned int type;
+    char *data = NULL;
+    size_t size = 0;
+    if (!arg_u32(arg, &type)) return NULL;
+    CHECK(proxy_get_header_map_pairs((uint32_t)type, &data, &size), "proxy_get_header_map_pairs");
+    uint32_t count = 0;
+    if (data != NULL && size >= 4) memcpy(&count, data, 4);
+    if (data == NULL || size < 4 || count > (size - 4) / 10) {  /* each pair needs >= 10 bytes */
+        free(data);
+        if (data != NULL && size >= 4 && count != 0) {
+            PyErr_SetString(PyExc_ValueError, "malformed header map from the host");
+            return NULL;
+        }
+        return PyList_New(0);
+    }
+    PyObject *list = PyList_New((Py_ssize_t)count);
+    if (list == NULL) {
+        free(data);
+        return NULL;
+    }
+    size_t pos = 4 + 8 * (size_t)count;
+    for (uint32_t i = 0; i < count; i++) {
+        uint32_t sizes[2];
+        memcpy(sizes, data + 4 + 8 * (size_t)i, 8);
+        if ((size_t)sizes[0] + sizes[1] + 2 > size - pos) {
+            PyErr_SetString(PyExc_ValueError, "truncated header map from the host");
+            Py_DECREF(list);
+            free(data);
+            return NULL;
+        }
+        PyObject *name = PyBytes_FromStringAndSize(data + pos, sizes[0]);
+        pos += (size_t)sizes[0] + 1;
+        PyObject *value = PyBytes_FromStringAndSize(data + pos, sizes[1]);
+        pos += (size_t)sizes[1] + 1;
+        PyObject *pair = (name && value) ? PyTuple_New(2) : NULL;
+        if (pair == NULL) {
+            Py_XDECREF(name);
+            Py_XDECREF(value);
+            Py_DECREF(list);
+            free(data);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(pair, 0, name);
+        PyTuple_SET_ITEM(pair, 1, value);
+        PyList_SET_ITEM(list, i, pair);
+    }
+    free(data);
+    return list;
+}
+
 static PyObject *pw_set_header_map_pairs(PyObject *self, PyObject *args) {
     unsigned int type;
     const char *data;
@@ -141,41 +240,71 @@ static PyObject *pw_get_header_map_size(PyObject *self, PyObject *args) {
     return PyLong_FromSize_t(size);
 }
 
-static PyObject *pw_get_header_map_value(PyObject *self, PyObject *args) {
+static PyObject *pw_get_header_map_value(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     unsigned int type;
     const char *key;
     Py_ssize_t key_size;
+    PyObject *keep;
     char *value = NULL;
     size_t value_size = 0;
-    if (!PyArg_ParseTuple(args, "Is#:get_header_map_value", &type, &key, &key_size)) return NULL;
-    CHECK(proxy_get_header_map_value(type, key, (size_t)key_size, &value, &value_size), "proxy_get_header_map_value");
+    if (!check_nargs(nargs, 2, "get_header_map_value") || !arg_u32(args[0], &type) ||
+        !arg_buf(args[1], &key, &key_size, &keep))
+        return NULL;
+    proxy_status_t status = proxy_get_header_map_value(type, key, (size_t)key_size, &value, &value_size);
+    Py_XDECREF(keep);
+    if (status != PROXY_OK) return raise_status(status, "proxy_get_header_map_value");
     return take_buffer(value, value_size);
 }
 
-static PyObject *pw_replace_header_map_value(PyObject *self, PyObject *args) {
+static PyObject *pw_replace_header_map_value(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     unsigned int type;
     const char *key, *value;
     Py_ssize_t key_size, value_size;
-    if (!PyArg_ParseTuple(args, "Is#s#:replace_header_map_value", &type, &key, &key_size, &value, &value_size)) return NULL;
-    CHECK(proxy_replace_header_map_value(type, key, (size_t)key_size, value, (size_t)value_size), "proxy_replace_header_map_value");
+    PyObject *keep_key, *keep_value;
+    if (!check_nargs(nargs, 3, "replace_header_map_value") || !arg_u32(args[0], &type) ||
+        !arg_buf(args[1], &key, &key_size, &keep_key))
+        return NULL;
+    if (!arg_buf(args[2], &value, &value_size, &keep_value)) {
+        Py_XDECREF(keep_key);
+        return NULL;
+    }
+    proxy_status_t status = proxy_replace_header_map_value(type, key, (size_t)key_size, value, (size_t)value_size);
+    Py_XDECREF(keep_key);
+    Py_XDECREF(keep_value);
+    if (status != PROXY_OK) return raise_status(status, "proxy_replace_header_map_value");
     Py_RETURN_NONE;
 }
 
-static PyObject *pw_add_header_map_value(PyObject *self, PyObject *args) {
+static PyObject *pw_add_header_map_value(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     unsigned int type;
     const char *key, *value;
     Py_ssize_t key_size, value_size;
-    if (!PyArg_ParseTuple(args, "Is#s#:add_header_map_value", &type, &key, &key_size, &value, &value_size)) return NULL;
-    CHECK(proxy_add_header_map_value(type, key, (size_t)key_size, value, (size_t)value_size), "proxy_add_header_map_value");
+    PyObject *keep_key, *keep_value;
+    if (!check_nargs(nargs, 3, "add_header_map_value") || !arg_u32(args[0], &type) ||
+        !arg_buf(args[1], &key, &key_size, &keep_key))
+        return NULL;
+    if (!arg_buf(args[2], &value, &value_size, &keep_value)) {
+        Py_XDECREF(keep_key);
+        return NULL;
+    }
+    proxy_status_t status = proxy_add_header_map_value(type, key, (size_t)key_size, value, (size_t)value_size);
+    Py_XDECREF(keep_key);
+    Py_XDECREF(keep_value);
+    if (status != PROXY_OK) return raise_status(status, "proxy_add_header_map_value");
     Py_RETURN_NONE;
 }
 
-static PyObject *pw_remove_header_map_value(PyObject *self, PyObject *args) {
+static PyObject *pw_remove_header_map_value(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     unsigned int type;
     const char *key;
     Py_ssize_t key_size;
-    if (!PyArg_ParseTuple(args, "Is#:remove_header_map_value", &type, &key, &key_size)) return NULL;
-    CHECK(proxy_remove_header_map_value(type, key, (size_t)key_size), "proxy_remove_header_map_value");
+    PyObject *keep;
+    if (!check_nargs(nargs, 2, "remove_header_map_value") || !arg_u32(args[0], &type) ||
+        !arg_buf(args[1], &key, &key_size, &keep))
+        return NULL;
+    proxy_status_t status = proxy_remove_header_map_value(type, key, (size_t)key_size);
+    Py_XDECREF(keep);
+    if (status != PROXY_OK) return raise_status(status, "proxy_remove_header_map_value");
     Py_RETURN_NONE;
 }
 
@@ -350,10 +479,12 @@ static PyObject *pw_define_metric(PyObject *self, PyObject *args) {
     return PyLong_FromUnsignedLong(metric_id);
 }
 
-static PyObject *pw_increment_metric(PyObject *self, PyObject *args) {
+static PyObject *pw_increment_metric(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     unsigned int metric_id;
     long long offset;
-    if (!PyArg_ParseTuple(args, "IL:increment_metric", &metric_id, &offset)) return NULL;
+    if (!check_nargs(nargs, 2, "increment_metric") || !arg_u32(args[0], &metric_id)) return NULL;
+    offset = PyLong_AsLongLong(args[1]);
+    if (offset == -1 && PyErr_Occurred()) return NULL;
     CHECK(proxy_increment_metric(metric_id, (int64_t)offset), "proxy_increment_metric");
     Py_RETURN_NONE;
 }
@@ -374,9 +505,9 @@ static PyObject *pw_get_metric(PyObject *self, PyObject *args) {
     return PyLong_FromUnsignedLongLong(value);
 }
 
-static PyObject *pw_set_effective_context(PyObject *self, PyObject *args) {
+static PyObject *pw_set_effective_context(PyObject *self, PyObject *arg) {
     unsigned int context_id;
-    if (!PyArg_ParseTuple(args, "I:set_effective_context", &context_id)) return NULL;
+    if (!arg_u32(arg, &context_id)) return NULL;
     CHECK(proxy_set_effective_context(context_id), "proxy_set_effective_context");
     Py_RETURN_NONE;
 }
@@ -399,6 +530,15 @@ static PyObject *pw_call_foreign_function(PyObject *self, PyObject *args) {
     return take_buffer(results, results_size);
 }
 
+/* 0 and *result NULL when `name` is absent, -1 on another error, 1 when found. */
+static int PyObject_GetOptionalAttrString_compat(PyObject *obj, const char *name, PyObject **result) {
+    *result = PyObject_GetAttrString(obj, name);
+    if (*result != NULL) return 1;
+    if (!PyErr_ExceptionMatches(PyExc_AttributeError)) return -1;
+    PyErr_Clear();
+    return 0;
+}
+
 /* --- the dispatcher ----------------------------------------------------------- */
 
 const char *const pw_dispatch_names[] = {
@@ -412,24 +552,41 @@ const char *const pw_dispatch_names[] = {
 
 PyObject *pw_dispatch_methods[sizeof(pw_dispatch_names) / sizeof(pw_dispatch_names[0])];
 
+unsigned char pw_dispatch_idle[sizeof(pw_dispatch_names) / sizeof(pw_dispatch_names[0])];
+
+/* Look the dispatcher's methods up once; read its optional `idle_callbacks` (names of
+ * callbacks it does not need: the shim answers them with their default itself). */
 static PyObject *pw_set_dispatcher(PyObject *self, PyObject *dispatcher) {
     size_t count = sizeof(pw_dispatch_names) / sizeof(pw_dispatch_names[0]) - 1;
     PyObject *found[sizeof(pw_dispatch_names) / sizeof(pw_dispatch_names[0])];
+    unsigned char idle[sizeof(pw_dispatch_names) / sizeof(pw_dispatch_names[0])] = {0};
+    PyObject *idle_names = NULL;
+    if (PyObject_GetOptionalAttrString_compat(dispatcher, "idle_callbacks", &idle_names) < 0) return NULL;
     for (size_t i = 0; i < count; i++) {
         found[i] = PyObject_GetAttrString(dispatcher, pw_dispatch_names[i]);
-        if (found[i] == NULL) {
-            for (size_t j = 0; j < i; j++) Py_DECREF(found[j]);
+        int is_idle = 0;
+        if (found[i] != NULL && idle_names != NULL && idle_names != Py_None) {
+            PyObject *name = PyUnicode_FromString(pw_dispatch_names[i]);
+            is_idle = name == NULL ? -1 : PySequence_Contains(idle_names, name);
+            Py_XDECREF(name);
+        }
+        if (found[i] == NULL || is_idle < 0) {
+            for (size_t j = 0; j <= i; j++) Py_XDECREF(found[j]);
+            Py_XDECREF(idle_names);
             return NULL;
         }
+        idle[i] = (unsigned char)is_idle;
     }
+    Py_XDECREF(idle_names);
     for (size_t i = 0; i < count; i++) {
         Py_XSETREF(pw_dispatch_methods[i], found[i]);
+        pw_dispatch_idle[i] = idle[i];
     }
     Py_RETURN_NONE;
 }
 
 static PyMethodDef hostcall_methods[] = {
-    {"log", pw_log, METH_VARARGS, "proxy_log(level, message)"},
+    {"log", (PyCFunction)(void (*)(void))pw_log, METH_FASTCALL, "proxy_log(level, message)"},
     {"get_log_level", pw_get_log_level, METH_NOARGS, "proxy_get_log_level() -> level"},
     {"get_current_time_nanoseconds", pw_get_current_time_nanoseconds, METH_NOARGS, "proxy_get_current_time_nanoseconds() -> ns"},
     {"set_tick_period_milliseconds", pw_set_tick_period_milliseconds, METH_VARARGS, "proxy_set_tick_period_milliseconds(ms)"},
@@ -439,12 +596,13 @@ static PyMethodDef hostcall_methods[] = {
     {"get_buffer_status", pw_get_buffer_status, METH_VARARGS, "proxy_get_buffer_status(type) -> (size, flags)"},
     {"set_buffer_bytes", pw_set_buffer_bytes, METH_VARARGS, "proxy_set_buffer_bytes(type, start, size, data)"},
     {"get_header_map_pairs", pw_get_header_map_pairs, METH_O, "proxy_get_header_map_pairs(type) -> serialized map"},
+    {"get_header_map_list", pw_get_header_map_list, METH_O, "proxy_get_header_map_pairs(type) -> [(name, value), ...]"},
     {"set_header_map_pairs", pw_set_header_map_pairs, METH_VARARGS, "proxy_set_header_map_pairs(type, serialized map)"},
     {"get_header_map_size", pw_get_header_map_size, METH_VARARGS, "proxy_get_header_map_size(type) -> size"},
-    {"get_header_map_value", pw_get_header_map_value, METH_VARARGS, "proxy_get_header_map_value(type, key) -> value"},
-    {"replace_header_map_value", pw_replace_header_map_value, METH_VARARGS, "proxy_replace_header_map_value(type, key, value)"},
-    {"add_header_map_value", pw_add_header_map_value, METH_VARARGS, "proxy_add_header_map_value(type, key, value)"},
-    {"remove_header_map_value", pw_remove_header_map_value, METH_VARARGS, "proxy_remove_header_map_value(type, key)"},
+    {"get_header_map_value", (PyCFunction)(void (*)(void))pw_get_header_map_value, METH_FASTCALL, "proxy_get_header_map_value(type, key) -> value"},
+    {"replace_header_map_value", (PyCFunction)(void (*)(void))pw_replace_header_map_value, METH_FASTCALL, "proxy_replace_header_map_value(type, key, value)"},
+    {"add_header_map_value", (PyCFunction)(void (*)(void))pw_add_header_map_value, METH_FASTCALL, "proxy_add_header_map_value(type, key, value)"},
+    {"remove_header_map_value", (PyCFunction)(void (*)(void))pw_remove_header_map_value, METH_FASTCALL, "proxy_remove_header_map_value(type, key)"},
     {"continue_stream", pw_continue_stream, METH_VARARGS, "proxy_continue_stream(stream_type)"},
     {"close_stream", pw_close_stream, METH_VARARGS, "proxy_close_stream(stream_type)"},
     {"send_local_response", pw_send_local_response, METH_VARARGS, "proxy_send_local_response(code, details, body, headers, grpc_status)"},
@@ -462,10 +620,10 @@ static PyMethodDef hostcall_methods[] = {
     {"enqueue_shared_queue", pw_enqueue_shared_queue, METH_VARARGS, "proxy_enqueue_shared_queue(queue_id, data)"},
     {"dequeue_shared_queue", pw_dequeue_shared_queue, METH_VARARGS, "proxy_dequeue_shared_queue(queue_id) -> data"},
     {"define_metric", pw_define_metric, METH_VARARGS, "proxy_define_metric(type, name) -> metric_id"},
-    {"increment_metric", pw_increment_metric, METH_VARARGS, "proxy_increment_metric(metric_id, offset)"},
+    {"increment_metric", (PyCFunction)(void (*)(void))pw_increment_metric, METH_FASTCALL, "proxy_increment_metric(metric_id, offset)"},
     {"record_metric", pw_record_metric, METH_VARARGS, "proxy_record_metric(metric_id, value)"},
     {"get_metric", pw_get_metric, METH_VARARGS, "proxy_get_metric(metric_id) -> value"},
-    {"set_effective_context", pw_set_effective_context, METH_VARARGS, "proxy_set_effective_context(context_id)"},
+    {"set_effective_context", pw_set_effective_context, METH_O, "proxy_set_effective_context(context_id)"},
     {"done", pw_done, METH_NOARGS, "proxy_done()"},
     {"call_foreign_function", pw_call_foreign_function, METH_VARARGS, "proxy_call_foreign_function(name, args) -> results"},
     {"set_dispatcher", pw_set_dispatcher, METH_O, "Route every proxy_on_* callback to the methods of this object."},

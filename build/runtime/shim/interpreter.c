@@ -96,7 +96,6 @@ static int call_boot_step(PyObject *boot, const char *name) {
  * freed so that it does not end up in the snapshot. */
 extern int pw_zero_freed_memory;
 void pw_install_allocator(void);
-void pw_drop_c_docstrings(void);
 
 static int boot(char *bundle, size_t bundle_size);
 
@@ -178,7 +177,6 @@ static int boot(char *bundle, size_t bundle_size) {
     }
     int result = call_boot_step(boot, "load_plugin");
     Py_DECREF(boot);
-    if (result == 0) pw_drop_c_docstrings();
     return result;
 }
 
