@@ -131,7 +131,7 @@ def _imports_of(source: ModuleSource) -> list[tuple[str, int, bool, list[str]]]:
     guarded, type_only = _guarded_nodes(tree)
     lazy = _function_bodies(tree) if source.origin == "stdlib" else set()
     package = source.name if source.is_package else source.name.rpartition(".")[0]
-    found = []
+    found: list[tuple[str, int, bool, list[str]]] = []
     for node in ast.walk(tree):
         if id(node) in type_only or id(node) in lazy:
             continue

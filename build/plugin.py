@@ -181,7 +181,7 @@ class _BuildHost:
         linker.allow_shadowing = True
         for item in module.imports:
             functype = item.type
-            if not isinstance(functype, wasmtime.FuncType):
+            if not isinstance(functype, wasmtime.FuncType) or item.name is None:
                 continue
             if item.module == "env":
                 linker.define_func("env", item.name, functype, self._hostcall(item.name), access_caller=True)

@@ -241,7 +241,8 @@ class Module:
             if data[offset] != 0x60:
                 raise WasmFormatError("unsupported type form in type section")
             offset += 1
-            params, results = [], []
+            params: list[str] = []
+            results: list[str] = []
             for bucket in (params, results):
                 n, offset = read_uleb(data, offset)
                 for _ in range(n):

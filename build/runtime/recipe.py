@@ -63,7 +63,7 @@ def cache_root() -> Path:
 
 
 def _zig_version() -> str:
-    import ziglang  # type: ignore[import-untyped]
+    import ziglang
 
     return str(getattr(ziglang, "__version__", "")) or _run_capture([sys.executable, "-m", "ziglang", "version"]).strip()
 

