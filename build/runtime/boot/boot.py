@@ -16,11 +16,14 @@ BUNDLE keys:
   metadata: the plugin's metadata, exposed to the SDK as module ``_pwtool_plugin``
   keep_compiler: False when the snapshot's parser and compiler are stripped: source
             compilation at run time then raises a RuntimeError instead of trapping
+
+Annotations use builtin types only: `typing` cannot be imported this early.
 """
 
 import sys
 
-_modules = BUNDLE["modules"]  # noqa: F821 - injected by the shim
+_bundle: dict = BUNDLE  # type: ignore[name-defined]  # noqa: F821 - injected by the shim
+_modules: dict = _bundle["modules"]
 _spec_type = sys.modules["_frozen_importlib"].ModuleSpec
 _PRECOMPILED = -1  # in place of `optimize`: the payload is marshalled code
 
@@ -29,7 +32,7 @@ class _BundleImporter:
     """Finds and loads modules from the bundle: sources compiled by this interpreter."""
 
     @classmethod
-    def find_spec(cls, name, path=None, target=None):
+    def find_spec(cls, name: str, path: object = None, target: object = None) -> object:
         entry = _modules.get(name)
         if entry is None:
             return None
@@ -41,11 +44,11 @@ class _BundleImporter:
         return spec
 
     @staticmethod
-    def create_module(spec):
+    def create_module(spec: object) -> None:
         return None
 
     @staticmethod
-    def exec_module(module):
+    def exec_module(module: object) -> None:
         is_package, filename, payload, optimize = _modules[module.__spec__.name]
         if optimize == _PRECOMPILED:
             code = __import__("marshal").loads(payload)
@@ -54,14 +57,14 @@ class _BundleImporter:
         exec(code, module.__dict__)
 
     @staticmethod
-    def get_source(name):
+    def get_source(name: str) -> "str | None":
         entry = _modules.get(name)
         if entry is None or entry[3] == _PRECOMPILED:
             return None
         return entry[2].decode("utf-8", errors="replace")
 
 
-def install_importer():
+def install_importer() -> bool:
     """Make bundled modules importable; runs before `encodings` is first needed."""
     sys.meta_path.append(_BundleImporter)
     return True
@@ -70,23 +73,23 @@ def install_importer():
 class _LogStream:
     """stdout/stderr of the plugin: whole lines go to proxy_log."""
 
-    def __init__(self, level):
+    def __init__(self, level: int) -> None:
         self._level = level
         self._pending = ""
 
-    def write(self, text):
+    def write(self, text: str) -> int:
         text = self._pending + str(text)
         *lines, self._pending = text.split("\n")
         for line in lines:
             self._emit(line)
         return len(text)
 
-    def flush(self):
+    def flush(self) -> None:
         if self._pending:
             self._emit(self._pending)
             self._pending = ""
 
-    def _emit(self, line):
+    def _emit(self, line: str) -> None:
         import _proxywasm
 
         try:
@@ -94,17 +97,17 @@ class _LogStream:
         except Exception:
             pass
 
-    def isatty(self):
+    def isatty(self) -> bool:
         return False
 
     @property
-    def encoding(self):
+    def encoding(self) -> str:
         return "utf-8"
 
 
-def _install_metadata():
+def _install_metadata() -> None:
     module = type(sys)("_pwtool_plugin")
-    metadata = BUNDLE["metadata"]  # noqa: F821
+    metadata = _bundle["metadata"]
     module.METADATA = metadata
     module.NAME = metadata.get("name", "")
     module.ROOT_ID = metadata.get("root_id", "")
@@ -112,7 +115,7 @@ def _install_metadata():
     sys.modules["_pwtool_plugin"] = module
 
 
-def _format(error):
+def _format(error: BaseException) -> str:
     """The SDK's traceback formatter (the `traceback` module is not bundled)."""
     try:
         from proxywasm._log import format_exception
@@ -129,11 +132,11 @@ def _format(error):
         return "\n".join(lines)
 
 
-def _report(error, context):
+def _report(error: BaseException, context: str) -> None:
     sys.__stderr__.write(f"PWTOOL-BUILD-ERROR {context}\n{_format(error)}\n")
 
 
-def _precompile_remaining():
+def _precompile_remaining() -> None:
     """Keep only compiled code for modules that were not imported during the build."""
     import marshal
 
@@ -149,7 +152,7 @@ def _precompile_remaining():
         _modules[name] = (is_package, filename, marshal.dumps(code), _PRECOMPILED)
 
 
-def _forbid_runtime_compilation():
+def _forbid_runtime_compilation() -> None:
     """compile/exec/eval of source text raise instead of reaching stripped code."""
     import builtins
 
@@ -160,10 +163,11 @@ def _forbid_runtime_compilation():
         "with `pwtool build --keep-compiler`"
     )
 
-    def compile(source, filename, mode, flags=0, dont_inherit=False, optimize=-1, **kwargs):
+    def compile(source: object, filename: object, mode: str, flags: int = 0, dont_inherit: bool = False,
+                optimize: int = -1, **kwargs: object) -> object:
         raise RuntimeError(message)
 
-    def exec(source, globals=None, locals=None, **kwargs):
+    def exec(source: object, globals: "dict | None" = None, locals: object = None, **kwargs: object) -> None:
         if isinstance(source, (str, bytes, bytearray)):
             raise RuntimeError(message)
         if globals is None:
@@ -171,7 +175,7 @@ def _forbid_runtime_compilation():
             globals, locals = frame.f_globals, frame.f_locals if locals is None else locals
         return original_exec(source, globals, locals, **kwargs)
 
-    def eval(source, globals=None, locals=None):
+    def eval(source: object, globals: "dict | None" = None, locals: object = None) -> object:
         if isinstance(source, (str, bytes, bytearray)):
             raise RuntimeError(message)
         if globals is None:
@@ -182,17 +186,17 @@ def _forbid_runtime_compilation():
     builtins.compile, builtins.exec, builtins.eval = compile, exec, eval
 
 
-def load_plugin():
+def load_plugin() -> bool:
     """Import the plugin and what it imports; report failures with their traceback."""
     sys.stdout = _LogStream(2)
     _install_metadata()
-    plugin = BUNDLE["plugin"]  # noqa: F821
+    plugin = _bundle["plugin"]
     try:
         __import__(plugin)
     except BaseException as error:  # noqa: BLE001 - reported to the build host verbatim
         _report(error, f"import {plugin}")
         return False
-    for module, importer, line, required in BUNDLE["preload"]:  # noqa: F821
+    for module, importer, line, required in _bundle["preload"]:
         if module in sys.modules:
             continue
         try:
@@ -202,10 +206,10 @@ def load_plugin():
                 _report(error, f"import {module} at {importer}:{line}")
                 return False
     _precompile_remaining()
-    if not BUNDLE["keep_compiler"]:  # noqa: F821
+    if not _bundle["keep_compiler"]:
         _forbid_runtime_compilation()
     sys.stderr = _LogStream(4)
-    BUNDLE.clear()  # noqa: F821
+    _bundle.clear()
     import gc
 
     gc.collect()
