@@ -26,12 +26,13 @@ from pwtool import __version__
 from pwtool.build.imports import ImportClosure, ModuleSource, builtin_module_names, collect_imports
 from pwtool.build.metadata import ENTRY_MODULE, PluginError, PluginMetadata, load_metadata
 from pwtool.build.runtime.recipe import SHIM_DIR, Runtime, ensure_runtime
-from pwtool.build.snapshot import snapshot, strip_build_only_code
+from pwtool.build.snapshot import instantiate, snapshot, strip_build_only_code
 from pwtool.build.wasm_binary import KIND_FUNC, Module
 
 METADATA_SECTION = "pwtool.plugin"
 BOOT_SOURCE = Path(__file__).resolve().parent / "runtime" / "boot" / "boot.py"
 _STATUS_UNIMPLEMENTED = 12
+_PRECOMPILED = -1  # the `optimize` of a bundled module whose payload is marshalled code
 _BUILD_TIME_NS = 1_700_000_000 * 10**9  # the clock the interpreter sees while building
 
 Progress = Callable[[str], None]
@@ -114,8 +115,17 @@ def build_plugin(
     runtime = ensure_runtime(say)
     closure = collect_imports(plugin_dir, sdk_directory(), runtime.stdlib, builtin_module_names(SHIM_DIR))
     say(f"Compiling {metadata.name}: {len(closure.modules)} modules inside the wasm interpreter")
-    bundle = _make_bundle(metadata, closure, keep_compiler)
-    module = _snapshot_plugin(runtime, bundle, metadata, plugin_dir, keep_compiler)
+    sources = {
+        name: (source.is_package, _display_path(source, metadata.name), source.path.read_bytes(),
+               0 if source.origin == "plugin" else 2)
+        for name, source in closure.modules.items()
+    }
+    engine = wasmtime.Engine()
+    compiled = marshal.loads(_run_boot(runtime, engine, _make_bundle("compile", metadata, sources, closure,
+                                                                    keep_compiler), metadata, plugin_dir))
+    code = {name: (entry[0], entry[1], compiled[name], _PRECOMPILED) for name, entry in sources.items()}
+    bundle = _make_bundle("load", metadata, code, closure, keep_compiler)
+    module = _snapshot_plugin(runtime, engine, bundle, metadata, plugin_dir, keep_compiler)
     target = Path(output) if output is not None else default_output(metadata)
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".partial")
@@ -132,19 +142,17 @@ def build_plugin(
     )
 
 
-def _make_bundle(metadata: PluginMetadata, closure: ImportClosure, keep_compiler: bool) -> bytes:
-    modules = {
-        name: (
-            source.is_package,
-            _display_path(source, metadata.name),
-            source.path.read_bytes(),
-            0 if source.origin == "plugin" else 2,
-        )
-        for name, source in closure.modules.items()
-    }
+BundleModules = dict[str, tuple[bool, str, bytes, int]]
+
+
+def _make_bundle(
+    mode: str, metadata: PluginMetadata, modules: BundleModules, closure: ImportClosure, keep_compiler: bool
+) -> bytes:
+    """The marshalled input of the runtime's boot code (build/runtime/boot/boot.py)."""
     return marshal.dumps(
         {
             "boot": BOOT_SOURCE.read_text(encoding="utf-8"),
+            "mode": mode,
             "modules": modules,
             "plugin": ENTRY_MODULE,
             "keep_compiler": keep_compiler,
@@ -173,6 +181,8 @@ class _BuildHost:
 
     logs: list[tuple[int, str]] = field(default_factory=list)
     early_hostcalls: list[str] = field(default_factory=list)
+    capture_stdout: bool = False
+    stdout: bytearray = field(default_factory=bytearray)
 
     def define(self, linker: wasmtime.Linker, store: wasmtime.Store, module: wasmtime.Module) -> None:
         linker.define_wasi()
@@ -220,7 +230,10 @@ class _BuildHost:
             pointer, length = int.from_bytes(entry[:4], "little"), int.from_bytes(entry[4:], "little")
             chunks.append(_read(caller, pointer, length))
         text = b"".join(chunks)
-        self.logs.append((2 if fd == 1 else 4, text.decode("utf-8", "replace")))
+        if fd == 1 and self.capture_stdout:
+            self.stdout += text
+        else:
+            self.logs.append((2 if fd == 1 else 4, text.decode("utf-8", "replace")))
         memory.write(caller, len(text).to_bytes(4, "little"), written_out)
         return 0
 
@@ -231,22 +244,41 @@ def _read(caller: wasmtime.Caller, pointer: int, size: int) -> bytes:
     return bytes(memory.read(caller, pointer, pointer + size))
 
 
+def _boot(store: wasmtime.Store, instance: wasmtime.Instance, bundle: bytes) -> int:
+    """Run the runtime's C start-up, then pwtool_boot(bundle); returns its status."""
+    exports = instance.exports(store)
+    exports["_initialize"](store)  # type: ignore[operator]
+    pointer = exports["malloc"](store, len(bundle))  # type: ignore[operator]
+    memory = exports["memory"]
+    assert isinstance(memory, wasmtime.Memory)
+    memory.write(store, bundle, pointer)
+    return int(exports["pwtool_boot"](store, pointer, len(bundle)))  # type: ignore[operator]
+
+
+def _run_boot(runtime: Runtime, engine: wasmtime.Engine, bundle: bytes, metadata: PluginMetadata,
+              plugin_dir: Path) -> bytes:
+    """Boot a throwaway instance (compile mode) and return what it wrote to stdout."""
+    host = _BuildHost(capture_stdout=True)
+    try:
+        store, instance, _ = instantiate(runtime.wasm.read_bytes(), host.define, engine,
+                                         runtime.wasm.parent / "compiled")
+        status = _boot(store, instance, bundle)
+    except wasmtime.WasmtimeError as error:
+        raise BuildError(f"{plugin_dir}: the runtime trapped while compiling plugin {metadata.name!r}: {error}") from None
+    if status != 0:
+        raise BuildError(_explain_failure(plugin_dir, metadata, host))
+    return bytes(host.stdout)
+
+
 def _snapshot_plugin(
-    runtime: Runtime, bundle: bytes, metadata: PluginMetadata, plugin_dir: Path, keep_compiler: bool
+    runtime: Runtime, engine: wasmtime.Engine, bundle: bytes, metadata: PluginMetadata, plugin_dir: Path,
+    keep_compiler: bool,
 ) -> bytes:
     runtime_bytes = runtime.wasm.read_bytes()
-    engine = wasmtime.Engine()
     host = _BuildHost()
 
     def initialize(store: wasmtime.Store, instance: wasmtime.Instance) -> None:
-        exports = instance.exports(store)
-        exports["_initialize"](store)  # type: ignore[operator]
-        pointer = exports["malloc"](store, len(bundle))  # type: ignore[operator]
-        memory = exports["memory"]
-        assert isinstance(memory, wasmtime.Memory)
-        memory.write(store, bundle, pointer)
-        status = exports["pwtool_boot"](store, pointer, len(bundle))  # type: ignore[operator]
-        if status != 0:
+        if _boot(store, instance, bundle) != 0:
             raise BuildError(_explain_failure(plugin_dir, metadata, host))
 
     try:

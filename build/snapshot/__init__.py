@@ -4,8 +4,8 @@
 started and imported the plugin; Envoy then pays well under a millisecond per VM.
 """
 
-from pwtool.build.snapshot._capture import snapshot
+from pwtool.build.snapshot._capture import instantiate, snapshot
 from pwtool.build.snapshot._rewrite import nonzero_runs, write_snapshot
 from pwtool.build.snapshot._strip import is_build_only, strip_build_only_code
 
-__all__ = ["is_build_only", "nonzero_runs", "snapshot", "strip_build_only_code", "write_snapshot"]
+__all__ = ["instantiate", "is_build_only", "nonzero_runs", "snapshot", "strip_build_only_code", "write_snapshot"]

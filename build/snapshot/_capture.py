@@ -34,13 +34,8 @@ def snapshot(
     ``initialize_with`` is the exported no-op that replaces ``_initialize``. With
     ``compile_cache``, wasmtime's compiled code is kept there between runs.
     """
-    instrumented, exposed = expose_mutable_globals(module_bytes)
     engine = engine or wasmtime.Engine()
-    module = _compile(engine, instrumented, compile_cache)
-    store = wasmtime.Store(engine)
-    linker = wasmtime.Linker(engine)
-    define_imports(linker, store, module)
-    instance = linker.instantiate(store, module)
+    store, instance, exposed = instantiate(module_bytes, define_imports, engine, compile_cache)
     initialize(store, instance)
 
     exports = instance.exports(store)
@@ -53,6 +48,19 @@ def snapshot(
         assert isinstance(global_, wasmtime.Global)
         values[index] = int(global_.value(store))
     return write_snapshot(module_bytes, bytes(contents), values, initialize_with, drop_exports)
+
+
+def instantiate(
+    module_bytes: bytes, define_imports: LinkerSetup, engine: wasmtime.Engine, compile_cache: Path | None = None
+) -> tuple[wasmtime.Store, wasmtime.Instance, dict[str, int]]:
+    """Instantiate ``module_bytes`` with its mutable globals exported (as `snapshot` runs
+    it); returns the store, the instance and {export name: global index}."""
+    instrumented, exposed = expose_mutable_globals(module_bytes)
+    module = _compile(engine, instrumented, compile_cache)
+    store = wasmtime.Store(engine)
+    linker = wasmtime.Linker(engine)
+    define_imports(linker, store, module)
+    return store, linker.instantiate(store, module), exposed
 
 
 def _compile(engine: wasmtime.Engine, module_bytes: bytes, cache: Path | None) -> wasmtime.Module:

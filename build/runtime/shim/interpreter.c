@@ -7,7 +7,8 @@
  *   1. core init (builtins, sys, frozen importlib) with an empty sys.path;
  *   2. the bundle's boot code installs an in-memory importer for the stdlib modules,
  *      the SDK and the plugin; then the main init runs (it imports `encodings`
- *      through that importer), and the boot code imports the plugin.
+ *      through that importer), and the boot code's main() runs: it compiles the
+ *      modules (first instance) or imports the plugin (second instance, snapshotted).
  * The snapshotter then writes linear memory into a new module whose `_initialize` is
  * pwtool_snapshot_initialize(), a no-op: Envoy gets a ready interpreter.
  */
@@ -175,7 +176,7 @@ static int boot(char *bundle, size_t bundle_size) {
         log_status("interpreter main start-up", status);
         return 1;
     }
-    int result = call_boot_step(boot, "load_plugin");
+    int result = call_boot_step(boot, "main");
     Py_DECREF(boot);
     return result;
 }
