@@ -20,7 +20,7 @@ __all__ = ["Hostcalls", "SEAM_FUNCTIONS"]
 SEAM_FUNCTIONS = (
     "log get_log_level get_current_time_nanoseconds set_tick_period_milliseconds get_property "
     "set_property get_buffer_bytes get_buffer_status set_buffer_bytes get_header_map_pairs "
-    "set_header_map_pairs get_header_map_size get_header_map_value replace_header_map_value "
+    "get_header_map_list set_header_map_pairs get_header_map_size get_header_map_value replace_header_map_value "
     "add_header_map_value remove_header_map_value continue_stream close_stream send_local_response "
     "http_call grpc_call grpc_stream grpc_send grpc_cancel grpc_close get_status get_shared_data "
     "set_shared_data register_shared_queue resolve_shared_queue enqueue_shared_queue "
@@ -184,6 +184,10 @@ class Hostcalls:
         if not pairs:
             return b""  # as Envoy: an absent or empty map is an empty buffer, status OK
         return encode_pairs(pairs)
+
+    def get_header_map_list(self, map_type: int) -> list[tuple[bytes, bytes]]:
+        """`get_header_map_pairs`, parsed: the seam's list of (name, value) pairs."""
+        return list(decode_pairs(self.get_header_map_pairs(map_type)))
 
     def set_header_map_pairs(self, map_type: int, pairs: BytesLike) -> None:
         target = self._map(map_type, True, "proxy_set_header_map_pairs")

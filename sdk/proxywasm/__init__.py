@@ -158,4 +158,5 @@ __all__ = [
 
 _registered_dispatcher = Dispatcher()
 """The dispatcher handed to the host (in native tests, the emulator makes one per VM)."""
+_registered_dispatcher.seam_registered = True
 _proxywasm.set_dispatcher(_registered_dispatcher)

@@ -17,6 +17,8 @@ from __future__ import annotations
 import sys
 from heapq import heappop, heappush
 
+import _proxywasm as _abi
+
 from . import _hostcalls
 from ._body import Body
 from ._callouts import GrpcResponse, GrpcStream, HttpResponse
@@ -32,7 +34,7 @@ from ._errors import (
     NotFound,
     StreamGone,
 )
-from ._headers import Headers
+from ._headers import Headers, HostHeaders
 from ._log import format_exception
 from ._metrics import _current_vm
 from ._tasks import Suspend, Task, WaitKind
@@ -47,7 +49,12 @@ if TYPE_CHECKING:
     R = TypeVar("R", bound=type[Context])
 
 _DEFAULT_NEW_HTTP = RootContext.new_http_context
+_DEFAULT_NEW_TCP = RootContext.new_tcp_context
 _OBJECT_INIT = object.__init__
+_new_object = object.__new__
+_NOT_HELD = HttpContext._held
+_REQUEST_HEADERS = MapType.HTTP_REQUEST_HEADERS
+_RESPONSE_HEADERS = MapType.HTTP_RESPONSE_HEADERS
 _NOOP_ON_DONE = Context.on_done
 _NOOP_ON_LOG = (HttpContext.on_log, TcpContext.on_log)
 _CONTINUE = Action.CONTINUE
@@ -197,6 +204,13 @@ class _Timers:
 class Dispatcher:
     """Receives every ABI callback of one VM and routes it to plugin objects."""
 
+    idle_callbacks: frozenset[str] = frozenset()
+    """Callbacks the registered plugins do not need (see docs/abi-seam.md): the shim
+    answers them with their default without entering Python. Kept up to date as roots
+    come and go by the dispatcher registered with the seam (`seam_registered`)."""
+    seam_registered = False
+    """True for the dispatcher handed to ``_proxywasm.set_dispatcher``."""
+
     def __init__(self, plugins: Mapping[str, Registration] | None = None) -> None:
         """`plugins` defaults to the live process-wide registry filled by `register()`."""
         self._plugins = plugins
@@ -215,6 +229,9 @@ class Dispatcher:
         self._grpc_streams: dict[int, GrpcStream] = {}
         self._stream_waiters: dict[int, Task] = {}
         self._timers: dict[int, _Timers] = {}
+        self._sole_root: RootContext | None = None
+        """The only root while stream context creations are not forwarded: the root of
+        every stream created then (`_root_for`)."""
 
     # -- helpers used by contexts ------------------------------------------------------
 
@@ -322,13 +339,51 @@ class Dispatcher:
         root.root_id = root_id
         self._roots[context_id] = root
         self._contexts[context_id] = root
+        self._update_idle()
         return root
+
+    def _update_idle(self) -> None:
+        """Tell the shim which callbacks no registered plugin needs.
+
+        ``on_log`` / ``on_done`` are idle when no context class of any root overrides
+        them (and roots use the default context factories). Stream ``on_context_create``
+        is idle when, besides, there is exactly one root: streams are created lazily on
+        their first callback anyway, and their root is that sole root.
+        """
+        idle = {"on_log", "on_done"}
+        for root in self._roots.values():
+            cls = type(root)
+            if cls.on_done is not _NOOP_ON_DONE:
+                idle.discard("on_done")
+            if cls.new_http_context is not _DEFAULT_NEW_HTTP or cls.new_tcp_context is not _DEFAULT_NEW_TCP:
+                idle.clear()
+                break
+            for stream_class in (root.http_context, root.tcp_context):
+                if stream_class is None:
+                    continue
+                if stream_class.on_done is not _NOOP_ON_DONE:
+                    idle.discard("on_done")
+                if stream_class.on_log not in _NOOP_ON_LOG:
+                    idle.discard("on_log")
+        sole = next(iter(self._roots.values())) if len(self._roots) == 1 else None
+        if sole is not None and "on_log" in idle:
+            idle.add("on_context_create")
+            self._sole_root = sole
+        elif self._sole_root is not None and self._sole_root._deleted:
+            self._sole_root = None
+        frozen = frozenset(idle)
+        if frozen != self.idle_callbacks:
+            self.idle_callbacks = frozen
+            if self.seam_registered:
+                _abi.set_dispatcher(self)
 
     def _root_for(self, context_id: int) -> RootContext:
         root = self._roots.get(self._pending.pop(context_id, 0))
         if root is None:
             if len(self._roots) == 1:
                 root = next(iter(self._roots.values()))
+            elif self._sole_root is not None and not self._sole_root._deleted:
+                root = self._sole_root  # created while its creation was not forwarded
             else:
                 root = self._create_root(0)
         return root
@@ -340,13 +395,23 @@ class Dispatcher:
         context: HttpContext | None = None
         try:
             if type(root).new_http_context is _DEFAULT_NEW_HTTP:
-                # The common case, inlined: it runs once per request.
+                # The common case, inlined: it runs once per request. The attributes the
+                # hot path reads are set on the instance (cheaper to read than class
+                # defaults), and the request headers object is made here, without a call.
                 cls = root.http_context or HttpContext
                 context = cls.__new__(cls)
                 context.id = context_id
                 context.root = root
                 context._dispatcher = self
                 context._bound = True
+                context._held = _NOT_HELD
+                headers = _new_object(HostHeaders)
+                headers._map_type = _REQUEST_HEADERS
+                headers._dispatcher = self
+                headers._context_id = context_id
+                headers._epoch = -1
+                context._request_headers = headers
+                context._response_headers = None
                 if cls.__init__ is not _OBJECT_INIT:
                     cls.__init__(context)
             else:
@@ -422,7 +487,8 @@ class Dispatcher:
         context._deleted = True
         if self._http_contexts.pop(context_id, None) is None:
             if self._tcp_contexts.pop(context_id, None) is None:
-                self._roots.pop(context_id, None)
+                if self._roots.pop(context_id, None) is not None:
+                    self._update_idle()
                 self._timers.pop(context_id, None)
         tasks = context._tasks
         if tasks:
@@ -552,7 +618,11 @@ class Dispatcher:
         try:
             headers = context._response_headers
             if headers is None:
-                headers = context.response_headers
+                headers = context._response_headers = _new_object(HostHeaders)
+                headers._map_type = _RESPONSE_HEADERS
+                headers._dispatcher = self
+                headers._context_id = context_id
+                headers._epoch = -1
             result = context.on_response_headers(headers, end_of_stream != 0)
         except Exception as exc:
             return self._failed(context, exc, _RESPONSE, "on_response_headers")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import _proxywasm as _abi
 
 from . import _hostcalls
-from ._codec import deserialize_header_map_bytes, serialize_header_map, to_bytes
+from ._codec import serialize_header_map, to_bytes
 from ._errors import hostcall_error
 
 TYPE_CHECKING = False
@@ -215,10 +215,9 @@ class HostHeaders(Headers):
             if dispatcher.effective_context_id != self._context_id:
                 dispatcher.activate(self._context_id)
             try:
-                data = _abi.get_header_map_pairs(self._map_type)
+                self._pairs = _abi.get_header_map_list(self._map_type)  # parsed by the seam
             except _abi.HostcallError as err:
                 raise hostcall_error(err.hostcall, err.status, map_type=self._map_type) from None
-            self._pairs = deserialize_header_map_bytes(data)
             self._epoch = dispatcher.epoch
         return self._pairs
 

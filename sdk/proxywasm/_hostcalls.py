@@ -84,6 +84,13 @@ def get_header_map_pairs(map_type: int) -> bytes:
         raise hostcall_error(err.hostcall, err.status, map_type=map_type) from None
 
 
+def get_header_map_list(map_type: int) -> list[tuple[bytes, bytes]]:
+    try:
+        return _abi.get_header_map_list(map_type)
+    except _abi.HostcallError as err:
+        raise hostcall_error(err.hostcall, err.status, map_type=map_type) from None
+
+
 def set_header_map_pairs(map_type: int, pairs: bytes) -> None:
     try:
         _abi.set_header_map_pairs(map_type, pairs)

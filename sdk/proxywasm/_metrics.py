@@ -47,7 +47,7 @@ class _Metric:
         """The full stat name, tags included (without Envoy's ``wasmcustom.``)."""
         self.tags = dict(tags or {})
         self._ids: dict[int, int] = {}
-        self._children: dict[tuple[tuple[str, str], ...], _Metric] = {}
+        self._children: dict[object, _Metric] = {}
 
     def _id(self) -> int:
         # One id per VM: with the emulator, one process can run several VMs whose
@@ -59,7 +59,9 @@ class _Metric:
         return metric_id
 
     def _tagged(self, tags: Mapping[str, str]) -> _Metric:
-        key = tuple(tags.items()) if len(tags) == 1 else tuple(sorted(tags.items()))
+        # One tag (the common case): the key is its (name, value) item, which
+        # `with_tags` can look up without building anything else.
+        key: object = next(iter(tags.items())) if len(tags) == 1 else tuple(sorted(tags.items()))
         child = self._children.get(key)
         if child is None:
             merged = {**self.tags, **tags}
@@ -94,6 +96,11 @@ class Counter(_Metric):
 
     def with_tags(self, **tags: str) -> Counter:
         """The counter with these extra tags (created once, then reused)."""
+        if len(tags) == 1:  # per-request hot path: one dict lookup, no call
+            for item in tags.items():
+                child = self._children.get(item)
+                if child is not None:
+                    return child  # type: ignore[return-value]
         return self._tagged(tags)  # type: ignore[return-value]
 
 

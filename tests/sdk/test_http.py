@@ -14,7 +14,7 @@ REQUEST = {":method": "GET", ":path": "/p", ":authority": "h", "a": "1", "Multi"
 
 @pytest.fixture
 def count_pairs(monkeypatch):
-    """Count get_header_map_pairs crossings made through the emulator's seam."""
+    """Count header-map reads (get_header_map_pairs / get_header_map_list) through the emulator's seam."""
     calls = []
     original = router.get_header_map_pairs
 
@@ -22,7 +22,14 @@ def count_pairs(monkeypatch):
         calls.append(map_type)
         return original(map_type)
 
+    original_list = router.get_header_map_list
+
+    def counting_list(map_type):
+        calls.append(map_type)
+        return original_list(map_type)
+
     monkeypatch.setattr(router, "get_header_map_pairs", counting)
+    monkeypatch.setattr(router, "get_header_map_list", counting_list)
     return calls
 
 
