@@ -3,7 +3,9 @@
 After the snapshot, the interpreter has started and every plugin module is compiled:
 the parser, the compiler and start-up code are dead weight (about a quarter of the code
 section). Their bodies become a single `unreachable`, which keeps every function index
-and signature valid. The interpreter's ``compile``/``exec``/``eval`` of source text
+and signature valid. Then every function that nothing else can reach any more (not
+exported, not in the indirect-call table, and called directly only from stubbed code)
+is stubbed too. The interpreter's ``compile``/``exec``/``eval`` of source text
 are replaced at build time by versions that raise a clear RuntimeError (see boot.py),
 so Python code never reaches a stub; ``pwtool build --keep-compiler`` keeps them all.
 """
@@ -12,7 +14,8 @@ from __future__ import annotations
 
 import re
 
-from pwtool.build.wasm_binary import KIND_FUNC, SECTION_CODE, Module, Section, read_uleb, uleb
+from pwtool.build.snapshot._calls import direct_calls, function_bodies, table_functions
+from pwtool.build.wasm_binary import KIND_FUNC, SECTION_CODE, Module, Section, WasmFormatError, uleb
 
 # Functions only the parser, the compiler or interpreter start-up/shut-down call.
 _BUILD_ONLY = re.compile(
@@ -32,27 +35,45 @@ def is_build_only(name: str) -> bool:
 
 
 def strip_build_only_code(module_bytes: bytes) -> tuple[bytes, int]:
-    """Stub out build-only functions; returns the new module and how many were stubbed."""
+    """Stub out build-only functions and what only they reach; returns the new module
+    and how many functions were stubbed."""
     module = Module.parse(module_bytes)
     names = module.function_names()
     if not names:
         return module_bytes, 0
     imported = sum(1 for item in module.imports() if item.kind == KIND_FUNC)
-    exported = {e.index for e in module.exports() if e.kind == KIND_FUNC}
-    section = module.section(SECTION_CODE)
-    assert section is not None
-    data = section.payload
-    count, offset = read_uleb(data, 0)
-    out = bytearray(uleb(count))
+    bodies = function_bodies(module)
+    code = module.section(SECTION_CODE)
+    assert code is not None
+    build_only = {imported + position for position in range(len(bodies))
+                  if is_build_only(names.get(imported + position, ""))}
+    try:
+        keep = _reachable(module, code.payload, bodies, imported, build_only)
+    except WasmFormatError:
+        keep = {imported + position for position in range(len(bodies))} - build_only
+    out = bytearray(uleb(len(bodies)))
     stubbed = 0
-    for position in range(count):
-        size, start = read_uleb(data, offset)
-        index = imported + position
-        if index not in exported and is_build_only(names.get(index, "")):
+    for position, (start, end) in enumerate(bodies):
+        if imported + position in keep:
+            out += uleb(end - start) + code.payload[start:end]
+        else:
             out += uleb(len(_UNREACHABLE_BODY)) + _UNREACHABLE_BODY
             stubbed += 1
-        else:
-            out += data[offset : start + size]
-        offset = start + size
     module.replace_section(Section(SECTION_CODE, bytes(out)))
     return module.to_bytes(), stubbed
+
+
+def _reachable(module: Module, code: bytes, bodies: list[tuple[int, int]], imported: int,
+               build_only: set[int]) -> set[int]:
+    """Functions reachable from the exports and the table, never through build-only ones."""
+    roots = {e.index for e in module.exports() if e.kind == KIND_FUNC} | table_functions(module)
+    pending = [index for index in roots if index >= imported and index not in build_only]
+    seen = set(pending)
+    while pending:
+        index = pending.pop()
+        start, end = bodies[index - imported]
+        for callee in direct_calls(code[start:end]):
+            if callee >= imported and callee not in seen and callee not in build_only:
+                seen.add(callee)
+                pending.append(callee)
+    return seen
