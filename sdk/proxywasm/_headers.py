@@ -9,6 +9,8 @@ is one hostcall and updates the cache, so reads after writes see the writes.
 
 from __future__ import annotations
 
+from operator import itemgetter
+
 import _proxywasm as _abi
 
 from . import _hostcalls
@@ -38,6 +40,10 @@ def _key(name: str | bytes) -> bytes:
 _KEYS: dict[str | bytes, bytes] = {}
 """Header names as the lower-case bytes the host uses, for the names a plugin uses
 (a dict lookup is cheaper than encoding and lower-casing on every call)."""
+
+
+_TEXT = (str, bytes)
+_name_of = itemgetter(0)
 
 
 def _text(value: bytes) -> str:
@@ -208,6 +214,29 @@ class HostHeaders(Headers):
         self._dispatcher = dispatcher
         self._context_id = context_id
         self._epoch = -1
+
+    # `get` and `in` are the per-request readers: the cache check of `_load` is inlined
+    # (a Python call costs more than the check), and `in` scans the names in C.
+
+    def get(self, name: str | bytes, default: str | None = None) -> str | None:
+        """The first value of header `name`, or `default` when it is absent."""
+        key = _KEYS.get(name)
+        if key is None:
+            key = _key(name)
+        pairs = self._pairs if self._epoch == self._dispatcher.epoch else self._load()
+        for k, v in pairs:
+            if k == key:
+                return v.decode("utf-8", "surrogateescape")
+        return default
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, _TEXT):
+            return False
+        key = _KEYS.get(name)
+        if key is None:
+            key = _key(name)
+        pairs = self._pairs if self._epoch == self._dispatcher.epoch else self._load()
+        return key in map(_name_of, pairs)
 
     def _load(self) -> list[tuple[bytes, bytes]]:
         dispatcher = self._dispatcher
