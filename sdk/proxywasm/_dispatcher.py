@@ -53,6 +53,8 @@ _DEFAULT_NEW_TCP = RootContext.new_tcp_context
 _OBJECT_INIT = object.__init__
 _new_object = object.__new__
 _NOT_HELD = HttpContext._held
+_BODY_CALLBACKS = {"on_request_body": "buffer_request_body", "on_response_body": "buffer_response_body"}
+"""Body callbacks and the flag that makes the SDK buffer them."""
 _REQUEST_HEADERS = MapType.HTTP_REQUEST_HEADERS
 _RESPONSE_HEADERS = MapType.HTTP_RESPONSE_HEADERS
 _NOOP_ON_DONE = Context.on_done
@@ -230,6 +232,8 @@ class Dispatcher:
         self._stream_waiters: dict[int, Task] = {}
         self._timers: dict[int, _Timers] = {}
         self._sole_root: RootContext | None = None
+        self._held_ever = False
+        """Whether an ``async`` callback ever held a stream (see `_update_idle`)."""
         """The only root while stream context creations are not forwarded: the root of
         every stream created then (`_root_for`)."""
 
@@ -346,11 +350,16 @@ class Dispatcher:
         """Tell the shim which callbacks no registered plugin needs.
 
         ``on_log`` / ``on_done`` are idle when no context class of any root overrides
-        them (and roots use the default context factories). Stream ``on_context_create``
+        them (and roots use the default context factories). The body callbacks are idle
+        when no HTTP context class overrides them or buffers bodies, until an ``async``
+        callback first holds a stream (a held stream must answer its body callbacks
+        with PAUSE, so from then on they are forwarded). Stream ``on_context_create``
         is idle when, besides, there is exactly one root: streams are created lazily on
         their first callback anyway, and their root is that sole root.
         """
         idle = {"on_log", "on_done"}
+        if not self._held_ever:
+            idle.update(_BODY_CALLBACKS)
         for root in self._roots.values():
             cls = type(root)
             if cls.on_done is not _NOOP_ON_DONE:
@@ -358,7 +367,13 @@ class Dispatcher:
             if cls.new_http_context is not _DEFAULT_NEW_HTTP or cls.new_tcp_context is not _DEFAULT_NEW_TCP:
                 idle.clear()
                 break
-            for stream_class in (root.http_context, root.tcp_context):
+            http_class = root.http_context or HttpContext
+            if http_class.__init__ is not _OBJECT_INIT:
+                idle.difference_update(_BODY_CALLBACKS)  # may set buffering per instance
+            for name, flag in _BODY_CALLBACKS.items():
+                if getattr(http_class, name) is not getattr(HttpContext, name) or getattr(http_class, flag):
+                    idle.discard(name)
+            for stream_class in (http_class, root.tcp_context):
                 if stream_class is None:
                     continue
                 if stream_class.on_done is not _NOOP_ON_DONE:
@@ -885,6 +900,9 @@ class Dispatcher:
             context._tasks = []
         context._tasks.append(task)
         if stream is not None:
+            if not self._held_ever:
+                self._held_ever = True
+                self._update_idle()  # body callbacks of held streams must answer PAUSE
             held = context._held  # type: ignore[attr-defined]
             if held.__class__ is tuple:
                 held = context._held = [0, 0, 0, 0]  # type: ignore[attr-defined]

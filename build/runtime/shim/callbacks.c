@@ -25,6 +25,7 @@ enum { ACTION_CONTINUE = 0 };
  * value of its result (None counts as `fallback`), or `fallback` on any error. */
 static uint32_t dispatch(enum callback which, uint32_t fallback, size_t count, uint32_t a, uint32_t b, uint32_t c,
                          uint32_t d, uint32_t e) {
+    if (which != CB_CONTEXT_CREATE && pw_dispatch_idle[which]) return fallback; /* not needed by the SDK */
     PyObject *method = pw_dispatch_methods[which];
     if (method == NULL) {
         pw_log_error("pwtool: no dispatcher registered; was `proxywasm` imported by the plugin?");
