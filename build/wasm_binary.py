@@ -196,6 +196,14 @@ class Module:
     def section(self, section_id: int) -> Section | None:
         return next((s for s in self.sections if s.id == section_id), None)
 
+    def vector(self, section_id: int) -> tuple[bytes, int, int] | None:
+        """A vector section as (payload, element count, offset of the first element)."""
+        section = self.section(section_id)
+        if section is None:
+            return None
+        count, offset = read_uleb(section.payload, 0)
+        return section.payload, count, offset
+
     def replace_section(self, new: Section) -> None:
         """Replace the section with ``new.id``, or insert it in the canonical order."""
         for index, section in enumerate(self.sections):
@@ -231,11 +239,10 @@ class Module:
     # typed views
 
     def types(self) -> list[FuncType]:
-        section = self.section(SECTION_TYPE)
-        if section is None:
+        vector = self.vector(SECTION_TYPE)
+        if vector is None:
             return []
-        data = section.payload
-        count, offset = read_uleb(data, 0)
+        data, count, offset = vector
         types = []
         for _ in range(count):
             if data[offset] != 0x60:
@@ -252,11 +259,10 @@ class Module:
         return types
 
     def imports(self) -> list[Import]:
-        section = self.section(SECTION_IMPORT)
-        if section is None:
+        vector = self.vector(SECTION_IMPORT)
+        if vector is None:
             return []
-        data = section.payload
-        count, offset = read_uleb(data, 0)
+        data, count, offset = vector
         imports = []
         for _ in range(count):
             module_name, offset = _name(data, offset)
@@ -282,11 +288,10 @@ class Module:
         return imports
 
     def exports(self) -> list[Export]:
-        section = self.section(SECTION_EXPORT)
-        if section is None:
+        vector = self.vector(SECTION_EXPORT)
+        if vector is None:
             return []
-        data = section.payload
-        count, offset = read_uleb(data, 0)
+        data, count, offset = vector
         exports = []
         for _ in range(count):
             name, offset = _name(data, offset)

@@ -100,11 +100,10 @@ def direct_calls(body: bytes) -> set[int]:
 
 def function_bodies(module: Module) -> list[tuple[int, int]]:
     """(start, end) of each function body inside the code section's payload."""
-    section = module.section(SECTION_CODE)
-    if section is None:
+    vector = module.vector(SECTION_CODE)
+    if vector is None:
         return []
-    data = section.payload
-    count, offset = read_uleb(data, 0)
+    data, count, offset = vector
     bodies = []
     for _ in range(count):
         size, start = read_uleb(data, offset)
@@ -119,12 +118,11 @@ def table_functions(module: Module) -> set[int]:
     Only the encodings C toolchains emit are decoded (flags 0 and 1: function indices);
     anything else raises WasmFormatError.
     """
-    section = module.section(SECTION_ELEMENT)
+    vector = module.vector(SECTION_ELEMENT)
     found: set[int] = set()
-    if section is None:
+    if vector is None:
         return found
-    data = section.payload
-    count, offset = read_uleb(data, 0)
+    data, count, offset = vector
     for _ in range(count):
         flags, offset = read_uleb(data, offset)
         if flags == 0:

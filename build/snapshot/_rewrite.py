@@ -48,11 +48,10 @@ class GlobalEntry:
 
 
 def read_globals(module: Module) -> list[GlobalEntry]:
-    section = module.section(SECTION_GLOBAL)
-    if section is None:
+    vector = module.vector(SECTION_GLOBAL)
+    if vector is None:
         return []
-    data = section.payload
-    count, offset = read_uleb(data, 0)
+    data, count, offset = vector
     entries = []
     for _ in range(count):
         value_type, mutable = data[offset], data[offset + 1] == 1
@@ -116,11 +115,10 @@ def _set_globals(module: Module, values: dict[int, int]) -> None:
 
 
 def _set_memory_minimum(module: Module, pages: int) -> None:
-    section = module.section(SECTION_MEMORY)
-    if section is None:
+    vector = module.vector(SECTION_MEMORY)
+    if vector is None:
         raise WasmFormatError("the module defines no memory (an imported memory cannot be snapshotted)")
-    data = section.payload
-    count, offset = read_uleb(data, 0)
+    data, count, offset = vector
     if count != 1:
         raise WasmFormatError("snapshots support exactly one memory")
     flags = data[offset]
