@@ -16,7 +16,8 @@ module compiled with zig; skipped when zig is missing) and ``python`` (the built
 CPU time is read from ``/proc/<pid>/stat`` (utime + stime, all threads) around the
 measured run and divided by the requests wrk completed; the baseline's CPU per
 request is subtracted to give the CPU each filter adds. With ``--rounds N`` the
-variants run N times, interleaved, and the median is reported.
+variants run N times, interleaved, and the median is reported (for the CPU added,
+the median over rounds of the difference to the same round's baseline).
 
     /work/venv/bin/python bench/headers_vs_lua.py                 # 3 rounds of 10 s
     /work/venv/bin/python bench/headers_vs_lua.py --duration 1 --rounds 1 --json out.json
@@ -216,9 +217,15 @@ def summarize(samples: list[Sample], variants: list[str]) -> dict[str, dict[str,
             "rss_mb": statistics.median(s.rss_mb for s in mine),
             "cpu_us_per_request": statistics.median(s.cpu_us_per_request for s in mine),
         }
-    base = table["none"]["cpu_us_per_request"]
-    for row in table.values():
-        row["cpu_us_added"] = row["cpu_us_per_request"] - base
+    # What a filter adds is measured against the baseline of the same round (the
+    # variants of a round run back to back), then the median over rounds is taken:
+    # on a shared machine the load drifts between rounds far more than within one.
+    baselines = [s.cpu_us_per_request for s in samples if s.variant == "none"]
+    for variant in variants:
+        mine = [s.cpu_us_per_request for s in samples if s.variant == variant]
+        table[variant]["cpu_us_added"] = statistics.median(
+            cpu - base for cpu, base in zip(mine, baselines)
+        )
     return table
 
 
