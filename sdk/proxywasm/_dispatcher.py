@@ -163,6 +163,14 @@ class _UnknownPlugin(RootContext):
         return False
 
 
+def _reseed_random() -> None:
+    """A built module starts from a snapshot, so a `random` imported at build time would
+    give every VM the same sequence: seed it from the host's randomness per VM."""
+    module = sys.modules.get("random")
+    if module is not None:
+        module.seed()
+
+
 # -- callout and timer bookkeeping -----------------------------------------------------
 
 
@@ -520,6 +528,7 @@ class Dispatcher:
     def on_vm_start(self, context_id: int, vm_configuration_size: int) -> bool:
         self._enter(context_id)
         root = self._root(context_id)
+        _reseed_random()
         try:
             data = self._read_buffer(BufferType.VM_CONFIGURATION, vm_configuration_size)
             return self._run_bool(root, root.on_vm_start(data))

@@ -151,3 +151,16 @@ def test_the_module_imports_only_what_envoy_offers(failing_wasm: Path) -> None:
     assert {"proxy_abi_version_0_2_1", "proxy_on_memory_allocate", "malloc", "_initialize"} <= exports
     assert "pwtool_boot" not in exports
     assert json.loads(json.dumps(report.to_json()))["envoy_loadable"] is True
+
+
+def test_each_vm_gets_its_own_random_sequence(tmp_path: Path) -> None:
+    wasm = _build("randomness", tmp_path)
+    seen = set()
+    with Emulator() as emulator:
+        plugin = emulator.load(wasm, workers=3)
+        for worker in range(3):
+            stream = plugin.http_stream(worker=worker)
+            stream.send_request_headers({":path": "/", ":method": "GET", ":authority": "example.com"})
+            assert stream.local_response is not None
+            seen.add(stream.local_response.headers["x-random"])
+    assert len(seen) == 3
