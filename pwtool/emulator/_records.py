@@ -212,6 +212,10 @@ class Metrics:
             raise KeyError(f"no metric named {name!r}; defined: {sorted(self._by_name)}")
         return value
 
+    def names(self) -> list[str]:
+        """The names of every defined metric, sorted."""
+        return sorted(self._by_name)
+
     def __contains__(self, name: object) -> bool:
         return name in self._by_name
 
