@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests" / "emulator"))
+sys.path.insert(0, str(ROOT / "tests"))
 
 from pwtool.emulator import Action, Emulator, build_plugin_cached  # noqa: E402
 
@@ -53,7 +53,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--plugin", type=Path, default=ROOT / "tests" / "emulator" / "plugins" / "pyfilter")
     args = parser.parse_args()
-    from conftest import C_DIR, compile_c
+    from pwtool_zig import compile_c
+
+    C_DIR = ROOT / "tests" / "emulator" / "c_modules"
 
     cache = Path(tempfile.gettempdir()) / "pwtool-bench"
     cache.mkdir(exist_ok=True)
