@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
 import time
 import urllib.request
 from pathlib import Path
@@ -14,11 +13,9 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner
-from mftools import ENVOY, next_base_id
-
-from pwtool.envoy import validate
 
 from pwtool.cli import main
+from pwtool.envoy import Envoy, free_port, validate
 from pwtool.manifests import bootstrap, ecds_filter, fetch_cluster, http_filter
 
 
@@ -100,91 +97,41 @@ def test_ecds_and_service_validate(plugin_dir: Path, wasm_path: Path, tmp_path: 
                         "--ecds-path", str(ecds_file)), tmp_path)
 
 
-@pytest.fixture()
-def ports() -> tuple[int, int]:
-    import socket
-
-    out = []
-    for _ in range(2):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            out.append(s.getsockname()[1])
-    return out[0], out[1]
-
-
-def _start(cfg: dict[str, Any], tmp_path: Path) -> tuple[subprocess.Popen[bytes], Path]:
-    path = tmp_path / "run.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    log = tmp_path / "envoy.log"
-    with open(log, "wb") as handle:
-        proc = subprocess.Popen([ENVOY, "-c", str(path), "--concurrency", "1", "--base-id", str(next_base_id()),
-                                 "--log-level", "info"], stdout=handle, stderr=subprocess.STDOUT)
-    return proc, log
-
-
-def _wait_for(log: Path, proc: subprocess.Popen[bytes], needle: str, timeout: float = 60.0) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        text = log.read_text(errors="replace")
-        if needle in text:
-            return text
-        assert proc.poll() is None, f"envoy exited {proc.returncode}:\n{text[-3000:]}"
-        time.sleep(0.1)
-    raise AssertionError(f"{needle!r} not in envoy log:\n{log.read_text(errors='replace')[-3000:]}")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
-
-
 def _get(port: int, path: str = "/") -> tuple[int, bytes]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as resp:  # noqa: S310
         return resp.status, resp.read()
 
 
-def test_ecds_file_is_loaded_by_real_envoy(plugin_dir: Path, wasm_path: Path, tmp_path: Path,
-                                           ports: tuple[int, int]) -> None:
-    listen, admin = ports
+def _wait_for_log(envoy: Envoy, needle: str, timeout: float = 60.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = envoy.log_text()
+        if needle in text:
+            return text
+        time.sleep(0.1)
+    raise AssertionError(f"{needle!r} not in envoy log:\n{envoy.log_tail()}")
+
+
+def test_ecds_file_is_loaded_by_real_envoy(plugin_dir: Path, wasm_path: Path, tmp_path: Path) -> None:
+    listen, admin = free_port(), free_port()
     ecds_file = tmp_path / "ecds.yaml"
     ecds_file.write_text(yaml.safe_dump(render(str(plugin_dir), "--kind", "ecds", "--wasm", str(wasm_path),
                                                "--version-info", "v7")))
-    proc, log = _start(bootstrap(http_filters=[ecds_filter("demo_plugin", ecds_file)], listen_port=listen,
-                                 admin_port=admin), tmp_path)
-    try:
-        _wait_for(log, proc, "pwtool-test vm started")
-        dump = json.loads(_wait_admin(admin, "/config_dump?resource=ecds_filters"))
+    config = bootstrap(http_filters=[ecds_filter("demo_plugin", ecds_file)], listen_port=listen, admin_port=admin)
+    with Envoy(config, admin_port=admin, workdir=tmp_path) as envoy:
+        _wait_for_log(envoy, "pwtool-test vm started")
+        dump = json.loads(envoy.admin_get("/config_dump?resource=ecds_filters"))
         names = [c["ecds_filter"]["name"] for c in dump["configs"]]
         versions = [c["version_info"] for c in dump["configs"]]
         assert names == ["demo_plugin"] and versions == ["v7"]
         assert _get(listen)[0] == 200
-    finally:
-        _stop(proc)
 
 
-def _wait_admin(port: int, path: str, timeout: float = 30.0) -> bytes:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return _get(port, path)[1]
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
-
-
-def test_singleton_service_runs_in_real_envoy(plugin_dir: Path, wasm_path: Path, tmp_path: Path,
-                                              ports: tuple[int, int]) -> None:
-    listen, admin = ports
+def test_singleton_service_runs_in_real_envoy(plugin_dir: Path, wasm_path: Path, tmp_path: Path) -> None:
+    listen, admin = free_port(), free_port()
     service = render(str(plugin_dir), "--kind", "service", "--wasm", str(wasm_path))
-    proc, log = _start(bootstrap(bootstrap_extensions=[service], listen_port=listen, admin_port=admin), tmp_path)
-    try:
-        text = _wait_for(log, proc, "pwtool-test vm started")
+    config = bootstrap(bootstrap_extensions=[service], listen_port=listen, admin_port=admin)
+    with Envoy(config, admin_port=admin, workdir=tmp_path) as envoy:
+        text = _wait_for_log(envoy, "pwtool-test vm started")
         assert "demo_root" in text  # the log line names the plugin's root id
         assert _get(listen)[0] == 200
-    finally:
-        _stop(proc)

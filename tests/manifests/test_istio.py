@@ -28,6 +28,8 @@ def run(*args: str) -> tuple[int, str, str]:
 def test_packaged_crd_is_the_shared_one(shared_crd: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PWTOOL_WASMPLUGIN_CRD")
     assert crd_path().read_bytes() == shared_crd.read_bytes()
+    document = yaml.safe_load(crd_path().read_text())
+    assert document["kind"] == "CustomResourceDefinition" and document["spec"]["names"]["kind"] == "WasmPlugin"
 
 
 def test_full_render_from_plugin_dir(plugin_dir: Path, wasm_path: Path, tmp_path: Path) -> None:
