@@ -12,7 +12,7 @@ through `str`.
 
 from __future__ import annotations
 
-from struct import pack, unpack_from
+from _struct import pack, unpack_from  # the C module: `struct` would add a module to every snapshot
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

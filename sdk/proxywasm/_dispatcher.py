@@ -15,7 +15,7 @@ dispatcher per emulated VM.
 from __future__ import annotations
 
 import sys
-from heapq import heappop, heappush
+from _heapq import heappop, heappush  # the C module: `heapq` would add a module to every snapshot
 
 import _proxywasm as _abi
 
