@@ -233,6 +233,11 @@ def load_plugin() -> bool:
         _forbid_runtime_compilation()
     sys.stderr = _LogStream(4)
     _bundle.clear()
+    # What only the build needed stays out of the snapshot (its code would be kept alive
+    # by this module's namespace).
+    for name in ("install_importer", "main", "compile_modules", "load_plugin", "_install_metadata",
+                 "_report", "_format", "_forbid_runtime_compilation", "_forget_imported_modules"):
+        globals().pop(name, None)
     import gc
 
     gc.collect()
