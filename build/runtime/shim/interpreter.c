@@ -131,6 +131,7 @@ static int boot(char *bundle, size_t bundle_size) {
     config.buffered_stdio = 0;
     config.faulthandler = 0;
     config.tracemalloc = 0;
+    config.code_debug_ranges = 0; /* line numbers only: column tables would double co_linetable */
     config._init_main = 0;
     status = PyConfig_SetString(&config, &config.program_name, L"pwtool-plugin");
     if (!PyStatus_Exception(status)) status = PyConfig_SetString(&config, &config.home, L"/");
