@@ -54,8 +54,8 @@ SCENARIOS = [
 
 
 @pytest.fixture(scope="module")
-def suite(conformance_build) -> Suite:
-    wasm = conformance_build(HERE / "plugins" / "conformance")
+def suite(built_plugin) -> Suite:
+    wasm = built_plugin(HERE / "plugins" / "conformance")
     return Suite("conformance", wasm, "conformance", SCENARIOS, config={"callout_timeout_ms": 300},
                  buffer_limit=4096, clusters={"callout": "upstream", "dead": "dead", "slow": "slow"})
 

@@ -146,8 +146,8 @@ def run_in_emulator(wasm: Path, payload: bytes, config: dict[str, Any]) -> TcpOb
 
 
 @pytest.fixture(scope="module")
-def tcp_wasm(conformance_build: Any) -> Path:
-    return conformance_build(REPO / "plugins" / "tcp_filter")  # type: ignore[no-any-return]
+def tcp_wasm(built_plugin: Any) -> Path:
+    return built_plugin("tcp_filter")  # type: ignore[no-any-return]
 
 
 @pytest.mark.parametrize(("payload", "config"), [

@@ -44,38 +44,18 @@ def load(emulator: Emulator, tmp_path: Path) -> Callable[..., Plugin]:
 
 
 @pytest.fixture(params=["native", pytest.param("wasm", marks=pytest.mark.slow)])
-def example(request: pytest.FixtureRequest, emulator: Emulator) -> Callable[..., Plugin]:
+def example(request: pytest.FixtureRequest, emulator: Emulator,
+            built_plugin: Callable[[str], Path]) -> Callable[..., Plugin]:
     """``example("hello", **kwargs)``: load ``plugins/<name>``, natively and built to
     wasm (each example test runs both ways, like the Go SDK's dual-run tests)."""
     mode = request.param
-    if mode == "wasm":
-        try:
-            from pwtool.build.plugin import build_plugin  # noqa: F401
-        except ImportError as exc:  # pragma: no cover - the build is the lead's part
-            pytest.skip(f"the plugin build is unavailable: {exc}")
 
     def _load(name: str, **kwargs: object) -> Plugin:
         kwargs.setdefault("mode", mode)
-        source: Path = PLUGINS / name
-        if mode == "wasm":
-            source = _built(request, source)
+        source: Path = built_plugin(name) if mode == "wasm" else PLUGINS / name
         return emulator.load(source, **kwargs)  # type: ignore[arg-type]
 
     return _load
-
-
-def _built(request: pytest.FixtureRequest, plugin_dir: Path) -> Path:
-    """The plugin built to wasm, cached by the plugin's AND the SDK's sources (the
-    emulator's own cache keys on the plugin directory only)."""
-    import hashlib
-
-    from pwtool.emulator import build_plugin_cached
-
-    digest = hashlib.sha256()
-    for path in sorted((PLUGINS.parent / "sdk" / "proxywasm").glob("*.py")):
-        digest.update(path.read_bytes())
-    cache = Path(request.config.cache.mkdir("pwtool-sdk-builds")) / digest.hexdigest()[:16]
-    return build_plugin_cached(plugin_dir, cache)
 
 
 PROBE = '''
