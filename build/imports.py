@@ -203,4 +203,15 @@ def collect_imports(plugin_dir: Path, sdk_dir: Path, stdlib_dir: Path, builtins:
                     want(candidate, source, line, False)
                     if preloads:
                         closure.preload.append(ImportSite(candidate, source.path, line, required=not guarded))
+    closure.preload = _one_site_per_module(closure.preload)
     return closure
+
+
+def _one_site_per_module(sites: list[ImportSite]) -> list[ImportSite]:
+    """The first required site of each module (else its first site), in first-seen order."""
+    chosen: dict[str, ImportSite] = {}
+    for site in sites:
+        current = chosen.get(site.module)
+        if current is None or (site.required and not current.required):
+            chosen[site.module] = site
+    return list(chosen.values())
