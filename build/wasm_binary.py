@@ -97,7 +97,7 @@ def sleb(value: int) -> bytes:
         out.append(byte | 0x80)
 
 
-def _name(data: bytes, offset: int) -> tuple[str, int]:
+def read_name(data: bytes, offset: int) -> tuple[str, int]:
     size, offset = read_uleb(data, offset)
     if offset + size > len(data):
         raise WasmFormatError("name runs past the end of its section")
@@ -123,7 +123,7 @@ class Section:
     def custom_name(self) -> str | None:
         if self.id != SECTION_CUSTOM:
             return None
-        return _name(self.payload, 0)[0]
+        return read_name(self.payload, 0)[0]
 
 
 @dataclass
@@ -224,7 +224,7 @@ class Module:
         found: dict[str, bytes] = {}
         for section in self.sections:
             if section.id == SECTION_CUSTOM:
-                name, offset = _name(section.payload, 0)
+                name, offset = read_name(section.payload, 0)
                 found[name] = section.payload[offset:]
         return found
 
@@ -265,8 +265,8 @@ class Module:
         data, count, offset = vector
         imports = []
         for _ in range(count):
-            module_name, offset = _name(data, offset)
-            name, offset = _name(data, offset)
+            module_name, offset = read_name(data, offset)
+            name, offset = read_name(data, offset)
             kind = data[offset]
             offset += 1
             type_index = None
@@ -294,7 +294,7 @@ class Module:
         data, count, offset = vector
         exports = []
         for _ in range(count):
-            name, offset = _name(data, offset)
+            name, offset = read_name(data, offset)
             kind = data[offset]
             index, offset = read_uleb(data, offset + 1)
             exports.append(Export(name, kind, index))
@@ -315,7 +315,7 @@ class Module:
                 count, cursor = read_uleb(content, offset)
                 for _ in range(count):
                     index, cursor = read_uleb(content, cursor)
-                    names[index], cursor = _name(content, cursor)
+                    names[index], cursor = read_name(content, cursor)
             offset = end
         return names
 

