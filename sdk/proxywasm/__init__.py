@@ -18,12 +18,10 @@ Importing this package hands the dispatcher to the host through the `_proxywasm`
 
 from __future__ import annotations
 
-import _proxywasm
-
 from ._body import Body
 from ._callouts import GrpcResponse, GrpcStream, GrpcStreamHandler, HttpResponse
 from ._context import HttpContext, RootContext, TcpContext, parse_json_config
-from ._dispatcher import Dispatcher, register
+from ._dispatcher import Dispatcher, install_seam_dispatcher, register
 from ._errors import (
     BadArgument,
     CalloutError,
@@ -156,7 +154,5 @@ __all__ = [
     "ConfigError",
 ]
 
-_registered_dispatcher = Dispatcher()
+_registered_dispatcher = install_seam_dispatcher()
 """The dispatcher handed to the host (in native tests, the emulator makes one per VM)."""
-_registered_dispatcher.seam_registered = True
-_proxywasm.set_dispatcher(_registered_dispatcher)

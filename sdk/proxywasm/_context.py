@@ -13,6 +13,8 @@ until the coroutine returns, and continues if it returns CONTINUE (or None).
 
 from __future__ import annotations
 
+import sys
+
 from . import _hostcalls
 from ._body import Body
 from ._callouts import GrpcResponse, GrpcStream, HttpResponse
@@ -517,13 +519,24 @@ def _buffered_size(buffer_type: BufferType) -> int:
         return 0
 
 
+_packaged_cache: tuple[bytes, dict[str, Any], bool] | None = None
+"""(raw JSON, parsed, whether every value is a scalar): parsed once, in the snapshot."""
+
+
 def packaged_config() -> dict[str, Any]:
     """The ``[config]`` table of plugin.toml, which `pwtool build` embeds in the module
     (as the ``_pwtool_plugin`` module; the emulator provides it in native mode)."""
-    import sys
-
+    global _packaged_cache
     raw = getattr(sys.modules.get("_pwtool_plugin"), "DEFAULT_CONFIG", b"")
-    return parse_json_config(raw) if raw else {}
+    if not raw:
+        return {}
+    cache = _packaged_cache
+    if cache is None or cache[0] != raw:
+        parsed = parse_json_config(raw)
+        flat = not any(isinstance(value, (dict, list)) for value in parsed.values())
+        cache = _packaged_cache = (raw, parsed, flat)
+    # A fresh dict for every caller; nested values are parsed again so none is shared.
+    return dict(cache[1]) if cache[2] else parse_json_config(raw)
 
 
 def parse_json_config(data: bytes | str, defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:

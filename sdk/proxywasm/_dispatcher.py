@@ -42,7 +42,7 @@ from ._types import Action, BufferType, LogLevel, MapType, PeerType, StreamType
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Coroutine, Mapping
+    from collections.abc import Callable, Coroutine, Iterable, Mapping
     from typing import Any, TypeVar
 
     C = TypeVar("C", bound=Context)
@@ -99,6 +99,7 @@ class Registration:
 
 
 _registry: dict[str, Registration] = {}
+_seam_dispatcher: Dispatcher | None = None
 
 
 def register(plugin: R, *, root_id: str = "", fail_open: bool | None = None) -> R:
@@ -135,7 +136,18 @@ def register(plugin: R, *, root_id: str = "", fail_open: bool | None = None) -> 
         if old.module_name == module_name and old.module is not module:
             del _registry[key]  # registered by an earlier import of the same module
     _registry[root_id] = Registration(root_class, root_id, fail_open, module_name, module)
+    if _seam_dispatcher is not None:
+        _seam_dispatcher.expect_registered_roots()
     return plugin
+
+
+def install_seam_dispatcher() -> Dispatcher:
+    """Create the VM's dispatcher and hand it to the host through ``_proxywasm``."""
+    global _seam_dispatcher
+    dispatcher = _seam_dispatcher = Dispatcher()
+    dispatcher.seam_registered = True
+    _abi.set_dispatcher(dispatcher)
+    return dispatcher
 
 
 def registrations() -> dict[str, Registration]:
@@ -209,6 +221,48 @@ class _Timers:
 
 
 # -- the dispatcher --------------------------------------------------------------------
+
+
+def idle_callbacks_for(
+    roots: Iterable[tuple[type[RootContext], type[HttpContext] | None, type[TcpContext] | None]],
+    held_ever: bool,
+) -> frozenset[str]:
+    """The callbacks that roots of these (root, HTTP, TCP) classes never need.
+
+    ``on_log`` / ``on_done`` are idle when no context class of any root overrides
+    them (and roots use the default context factories). The body callbacks are idle
+    when no HTTP context class overrides them or buffers bodies, until an ``async``
+    callback first holds a stream (`held_ever`: a held stream must answer its body
+    callbacks with PAUSE, so from then on they are forwarded). Stream
+    ``on_context_create`` is idle when, besides, there is exactly one root: streams are
+    created lazily on their first callback anyway, and their root is that sole root.
+    """
+    roots = list(roots)
+    idle = {"on_log", "on_done"}
+    if not held_ever:
+        idle.update(_BODY_CALLBACKS)
+    for cls, http_context, tcp_context in roots:
+        if cls.on_done is not _NOOP_ON_DONE:
+            idle.discard("on_done")
+        if cls.new_http_context is not _DEFAULT_NEW_HTTP or cls.new_tcp_context is not _DEFAULT_NEW_TCP:
+            idle.clear()
+            break
+        http_class = http_context or HttpContext
+        if http_class.__init__ is not _OBJECT_INIT:
+            idle.difference_update(_BODY_CALLBACKS)  # may set buffering per instance
+        for name, flag in _BODY_CALLBACKS.items():
+            if getattr(http_class, name) is not getattr(HttpContext, name) or getattr(http_class, flag):
+                idle.discard(name)
+        for stream_class in (http_class, tcp_context):
+            if stream_class is None:
+                continue
+            if stream_class.on_done is not _NOOP_ON_DONE:
+                idle.discard("on_done")
+            if stream_class.on_log not in _NOOP_ON_LOG:
+                idle.discard("on_log")
+    if len(roots) == 1 and "on_log" in idle:
+        idle.add("on_context_create")
+    return frozenset(idle)
 
 
 class Dispatcher:
@@ -355,48 +409,31 @@ class Dispatcher:
         return root
 
     def _update_idle(self) -> None:
-        """Tell the shim which callbacks no registered plugin needs.
-
-        ``on_log`` / ``on_done`` are idle when no context class of any root overrides
-        them (and roots use the default context factories). The body callbacks are idle
-        when no HTTP context class overrides them or buffers bodies, until an ``async``
-        callback first holds a stream (a held stream must answer its body callbacks
-        with PAUSE, so from then on they are forwarded). Stream ``on_context_create``
-        is idle when, besides, there is exactly one root: streams are created lazily on
-        their first callback anyway, and their root is that sole root.
-        """
-        idle = {"on_log", "on_done"}
-        if not self._held_ever:
-            idle.update(_BODY_CALLBACKS)
-        for root in self._roots.values():
-            cls = type(root)
-            if cls.on_done is not _NOOP_ON_DONE:
-                idle.discard("on_done")
-            if cls.new_http_context is not _DEFAULT_NEW_HTTP or cls.new_tcp_context is not _DEFAULT_NEW_TCP:
-                idle.clear()
-                break
-            http_class = root.http_context or HttpContext
-            if http_class.__init__ is not _OBJECT_INIT:
-                idle.difference_update(_BODY_CALLBACKS)  # may set buffering per instance
-            for name, flag in _BODY_CALLBACKS.items():
-                if getattr(http_class, name) is not getattr(HttpContext, name) or getattr(http_class, flag):
-                    idle.discard(name)
-            for stream_class in (http_class, root.tcp_context):
-                if stream_class is None:
-                    continue
-                if stream_class.on_done is not _NOOP_ON_DONE:
-                    idle.discard("on_done")
-                if stream_class.on_log not in _NOOP_ON_LOG:
-                    idle.discard("on_log")
+        """Tell the shim which callbacks no live root needs (see `idle_callbacks_for`)."""
+        roots = [(type(root), root.http_context, root.tcp_context) for root in self._roots.values()]
+        idle = idle_callbacks_for(roots, self._held_ever)
         sole = next(iter(self._roots.values())) if len(self._roots) == 1 else None
-        if sole is not None and "on_log" in idle:
-            idle.add("on_context_create")
+        if "on_context_create" in idle:
             self._sole_root = sole
         elif self._sole_root is not None and self._sole_root._deleted:
             self._sole_root = None
-        frozen = frozenset(idle)
-        if frozen != self.idle_callbacks:
-            self.idle_callbacks = frozen
+        self._publish_idle(idle)
+
+    def expect_registered_roots(self) -> None:
+        """Publish the idle callbacks for one root per registered plugin, before any exists.
+
+        Called by `register()`, so the snapshot already holds the set that the VM's
+        root will produce: creating that root then changes nothing in the shim.
+        """
+        plugins = self._plugins if self._plugins is not None else _registry
+        if self._roots:
+            return
+        roots = [(r.root_class, r.root_class.http_context, r.root_class.tcp_context) for r in plugins.values()]
+        self._publish_idle(idle_callbacks_for(roots, self._held_ever))
+
+    def _publish_idle(self, idle: frozenset[str]) -> None:
+        if idle != self.idle_callbacks:
+            self.idle_callbacks = idle
             if self.seam_registered:
                 _abi.set_dispatcher(self)
 
