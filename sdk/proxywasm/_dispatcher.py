@@ -23,7 +23,7 @@ from . import _hostcalls
 from ._body import Body
 from ._callouts import GrpcResponse, GrpcStream, HttpResponse
 from ._codec import deserialize_header_map_bytes, to_str
-from ._context import Context, HttpContext, RootContext, TcpContext
+from ._context import Context, HttpContext, RootContext, TcpContext, packaged_config
 from ._errors import (
     BadArgument,
     ConfigError,
@@ -138,6 +138,7 @@ def register(plugin: R, *, root_id: str = "", fail_open: bool | None = None) -> 
     _registry[root_id] = Registration(root_class, root_id, fail_open, module_name, module)
     if _seam_dispatcher is not None:
         _seam_dispatcher.expect_registered_roots()
+        packaged_config()  # parsed now, so the snapshot holds it
     return plugin
 
 

@@ -97,12 +97,14 @@ static int call_boot_step(PyObject *boot, const char *name) {
  * freed so that it does not end up in the snapshot. */
 extern int pw_zero_freed_memory;
 void pw_install_allocator(void);
+void pw_allocator_forget_free_blocks(void);
 
 static int boot(char *bundle, size_t bundle_size);
 
 PROXY_EXPORT(pwtool_boot) int pwtool_boot(char *bundle, size_t bundle_size) {
     pw_zero_freed_memory = 1;
     int result = boot(bundle, bundle_size);
+    pw_allocator_forget_free_blocks();
     pw_zero_freed_memory = 0;
     return result;
 }
