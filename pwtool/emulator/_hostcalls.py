@@ -20,7 +20,8 @@ __all__ = ["Hostcalls", "SEAM_FUNCTIONS"]
 SEAM_FUNCTIONS = (
     "log get_log_level get_current_time_nanoseconds set_tick_period_milliseconds get_property "
     "set_property get_buffer_bytes get_buffer_status set_buffer_bytes get_header_map_pairs "
-    "get_header_map_list set_header_map_pairs get_header_map_size get_header_map_value replace_header_map_value "
+    "get_header_map_list set_header_map_pairs get_header_map_size get_header_map_value find_header_map_value "
+    "replace_header_map_value "
     "add_header_map_value remove_header_map_value continue_stream close_stream send_local_response "
     "http_call grpc_call grpc_stream grpc_send grpc_cancel grpc_close get_status get_shared_data "
     "set_shared_data register_shared_queue resolve_shared_queue enqueue_shared_queue "
@@ -32,7 +33,7 @@ BytesLike = Union[bytes, bytearray, memoryview, str]
 
 
 def _b(value: BytesLike) -> bytes:
-    return value.encode() if isinstance(value, str) else bytes(value)
+    return value.encode("utf-8", "surrogateescape") if isinstance(value, str) else bytes(value)
 
 
 def _err(status: Status, hostcall: str) -> HostcallError:
@@ -218,6 +219,16 @@ class Hostcalls:
         if abi01:
             return b""
         raise _err(Status.NOT_FOUND, "proxy_get_header_map_value")
+
+    def find_header_map_value(self, map_type: int, key: BytesLike) -> Optional[str]:
+        """`get_header_map_value` for the per-request path: str value, None when absent."""
+        try:
+            value = self.get_header_map_value(map_type, key)
+        except HostcallError as error:
+            if error.status == Status.NOT_FOUND:
+                return None
+            raise
+        return value.decode("utf-8", "surrogateescape")
 
     def replace_header_map_value(self, map_type: int, key: BytesLike, value: BytesLike) -> None:
         target = self._map(map_type, True, "proxy_replace_header_map_value")

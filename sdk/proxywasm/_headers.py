@@ -215,28 +215,43 @@ class HostHeaders(Headers):
         self._context_id = context_id
         self._epoch = -1
 
-    # `get` and `in` are the per-request readers: the cache check of `_load` is inlined
-    # (a Python call costs more than the check), and `in` scans the names in C.
+    # `get` and `in` are the per-request readers. Unless the map was already fetched in
+    # this callback (iteration fetches it whole), they ask the host for the one header:
+    # one crossing, decoded in C, cheaper than fetching and scanning every pair.
 
     def get(self, name: str | bytes, default: str | None = None) -> str | None:
         """The first value of header `name`, or `default` when it is absent."""
-        key = _KEYS.get(name)
-        if key is None:
-            key = _key(name)
-        pairs = self._pairs if self._epoch == self._dispatcher.epoch else self._load()
-        for k, v in pairs:
-            if k == key:
-                return v.decode("utf-8", "surrogateescape")
-        return default
+        dispatcher = self._dispatcher
+        if self._epoch != dispatcher.epoch:
+            if dispatcher.effective_context_id != self._context_id:
+                dispatcher.activate(self._context_id)
+            try:
+                value = _abi.find_header_map_value(self._map_type, name)
+            except _abi.HostcallError:
+                value = self._scan(name)  # a map the host cannot read now: the pairs path decides
+            return default if value is None else value
+        value = self._scan(name)
+        return default if value is None else value
 
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, _TEXT):
             return False
-        key = _KEYS.get(name)
-        if key is None:
-            key = _key(name)
-        pairs = self._pairs if self._epoch == self._dispatcher.epoch else self._load()
-        return key in map(_name_of, pairs)
+        dispatcher = self._dispatcher
+        if self._epoch != dispatcher.epoch:
+            if dispatcher.effective_context_id != self._context_id:
+                dispatcher.activate(self._context_id)
+            try:
+                return _abi.find_header_map_value(self._map_type, name) is not None
+            except _abi.HostcallError:
+                pass
+        return self._scan(name) is not None
+
+    def _scan(self, name: str | bytes) -> str | None:
+        key = _key(name)
+        for k, v in self._load():
+            if k == key:
+                return v.decode("utf-8", "surrogateescape")
+        return None
 
     def _load(self) -> list[tuple[bytes, bytes]]:
         dispatcher = self._dispatcher
@@ -256,52 +271,43 @@ class HostHeaders(Headers):
 
     def set(self, name: str | bytes, value: str | bytes) -> None:
         """Set header `name` to `value`, replacing every existing value (one hostcall)."""
-        key = _KEYS.get(name)
-        if key is None:
-            key = _key(name)
-        data = value.encode("utf-8", "surrogateescape") if isinstance(value, str) else bytes(value)
         dispatcher = self._dispatcher
         if dispatcher.effective_context_id != self._context_id:
             dispatcher.activate(self._context_id)
         try:
-            _abi.replace_header_map_value(self._map_type, key, data)
+            _abi.replace_header_map_value(self._map_type, name, value)  # the host lower-cases
         except _abi.HostcallError as err:
-            raise hostcall_error(err.hostcall, err.status, map_type=self._map_type, key=key, value=data) from None
+            raise hostcall_error(err.hostcall, err.status, map_type=self._map_type, key=_key(name),
+                                 value=to_bytes(value)) from None
         if self._epoch == dispatcher.epoch:
-            self._replace_cached(key, data)
+            self._replace_cached(_key(name), to_bytes(value))
 
     __setitem__ = set
 
     def add(self, name: str | bytes, value: str | bytes) -> None:
         """Add one more value for `name` (one hostcall)."""
-        key = _KEYS.get(name)
-        if key is None:
-            key = _key(name)
-        data = value.encode("utf-8", "surrogateescape") if isinstance(value, str) else bytes(value)
         dispatcher = self._dispatcher
         if dispatcher.effective_context_id != self._context_id:
             dispatcher.activate(self._context_id)
         try:
-            _abi.add_header_map_value(self._map_type, key, data)
+            _abi.add_header_map_value(self._map_type, name, value)
         except _abi.HostcallError as err:
-            raise hostcall_error(err.hostcall, err.status, map_type=self._map_type, key=key, value=data) from None
+            raise hostcall_error(err.hostcall, err.status, map_type=self._map_type, key=_key(name),
+                                 value=to_bytes(value)) from None
         if self._epoch == dispatcher.epoch:
-            self._pairs.append((key, data))
+            self._pairs.append((_key(name), to_bytes(value)))
 
     def remove(self, name: str | bytes) -> None:
         """Remove every value of `name` (one hostcall); absent headers are fine."""
-        key = _KEYS.get(name)
-        if key is None:
-            key = _key(name)
         dispatcher = self._dispatcher
         if dispatcher.effective_context_id != self._context_id:
             dispatcher.activate(self._context_id)
         try:
-            _abi.remove_header_map_value(self._map_type, key)
+            _abi.remove_header_map_value(self._map_type, name)
         except _abi.HostcallError as err:
-            raise hostcall_error(err.hostcall, err.status, map_type=self._map_type, key=key) from None
+            raise hostcall_error(err.hostcall, err.status, map_type=self._map_type, key=_key(name)) from None
         if self._epoch == dispatcher.epoch:
-            self._remove_cached(key)
+            self._remove_cached(_key(name))
 
     def _activate(self) -> None:
         dispatcher = self._dispatcher

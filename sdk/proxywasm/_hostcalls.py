@@ -112,6 +112,13 @@ def get_header_map_value(map_type: int, key: bytes) -> bytes:
         raise hostcall_error(err.hostcall, err.status, map_type=map_type, key=key) from None
 
 
+def find_header_map_value(map_type: int, key: str | bytes) -> str | None:
+    try:
+        return _abi.find_header_map_value(map_type, key)
+    except _abi.HostcallError as err:
+        raise hostcall_error(err.hostcall, err.status, map_type=map_type, key=key) from None
+
+
 def replace_header_map_value(map_type: int, key: bytes, value: bytes) -> None:
     try:
         _abi.replace_header_map_value(map_type, key, value)

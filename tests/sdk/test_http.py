@@ -73,13 +73,75 @@ def test_writes_without_reads_cost_no_pairs_read(probe, count_pairs) -> None:
 
 
 def test_cache_is_per_callback(probe, count_pairs) -> None:
-    values = []
-    probe.hooks["on_request_headers"] = lambda ctx, h, eos: values.append(h.get("a")) or Action.CONTINUE
-    probe.hooks["on_request_body"] = lambda ctx, body, eos: values.append(ctx.request_headers.get("a"))
+    sizes = []
+    probe.hooks["on_request_headers"] = lambda ctx, h, eos: sizes.extend([len(h), len(h)]) or Action.CONTINUE
+    probe.hooks["on_request_body"] = lambda ctx, body, eos: sizes.append(len(ctx.request_headers))
     stream = probe.http_stream()
     stream.send_request_headers(REQUEST)
     stream.send_request_body("x", end_of_stream=True)
-    assert len(count_pairs) == 2  # one per callback, not one per get
+    assert sizes[:2] == [5, 5]
+    assert len(count_pairs) == 2  # one per callback, not one per use
+
+
+@pytest.fixture
+def count_finds(monkeypatch):
+    """Count single-header reads (find_header_map_value) through the emulator's seam."""
+    calls = []
+    original = router.find_header_map_value
+
+    def counting(map_type, key):
+        calls.append(key)
+        return original(map_type, key)
+
+    monkeypatch.setattr(router, "find_header_map_value", counting)
+    return calls
+
+
+def test_lone_reads_ask_the_host_for_one_header(probe, count_pairs, count_finds) -> None:
+    seen = []
+
+    def on_request_headers(ctx, headers, eos):
+        seen.extend([headers.get("A"), headers.get("absent"), headers.get("absent", "d"), "MULTI" in headers,
+                     "nope" in headers, 7 in headers])
+        return Action.CONTINUE
+
+    probe.hooks["on_request_headers"] = on_request_headers
+    probe.http_stream().send_request(REQUEST)
+    assert seen == ["1", None, "d", True, False, False]
+    assert count_pairs == []  # no whole-map read
+    assert count_finds == ["A", "absent", "absent", "MULTI", "nope"]
+
+
+NON_UTF8 = """
+import proxywasm
+from proxywasm import Action, HttpContext
+
+
+class Copy(HttpContext):
+    def on_request_headers(self, headers, end_of_stream):
+        value = headers.get("X-Raw")
+        headers["x-copy"] = value
+        headers.add("x-len", str(len(value)))
+        headers["x-upper-absent"] = str(headers.get("X-ABSENT"))
+        return Action.CONTINUE
+
+
+proxywasm.register(Copy)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["native", "wasm"])
+def test_header_bytes_survive_a_read_and_write_round_trip(emulator, tmp_path, mode) -> None:
+    (tmp_path / "plugin.py").write_text(NON_UTF8)
+    (tmp_path / "plugin.toml").write_text('name = "copy_raw"\n')
+    plugin = emulator.load(tmp_path, mode=mode)
+    stream = plugin.http_stream()
+    stream.send_request([(":method", "GET"), (":path", "/"), (":authority", "h"), ("x-raw", b"caf\xe9 \xff")])
+    headers = stream.upstream_request.headers
+    assert dict(headers.pairs)[b"x-copy"] == b"caf\xe9 \xff"
+    assert headers["x-len"] == "6"
+    assert headers["x-upper-absent"] == "None"
 
 
 def test_update_and_replace_all_use_one_hostcall(probe) -> None:

@@ -75,9 +75,12 @@ static int arg_buf(PyObject *obj, const char **data, Py_ssize_t *size, PyObject 
     }
     if (PyUnicode_Check(obj)) {
         *data = PyUnicode_AsUTF8AndSize(obj, size);
-        return *data != NULL;
+        if (*data != NULL) return 1;
+        if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) return 0;
+        PyErr_Clear(); /* lone surrogates: bytes that were not UTF-8 when they were read */
     }
-    PyObject *copy = PyBytes_FromObject(obj);
+    PyObject *copy = PyUnicode_Check(obj) ? PyUnicode_AsEncodedString(obj, "utf-8", "surrogateescape")
+                                          : PyBytes_FromObject(obj);
     if (copy == NULL) return 0;
     *keep = copy;
     *data = PyBytes_AS_STRING(copy);
@@ -254,6 +257,41 @@ static PyObject *pw_get_header_map_value(PyObject *self, PyObject *const *args, 
     Py_XDECREF(keep);
     if (status != PROXY_OK) return raise_status(status, "proxy_get_header_map_value");
     return take_buffer(value, value_size);
+}
+
+/* proxy_get_header_map_value for the per-request path (docs/abi-seam.md): the key is
+ * lower-cased here, the value is returned as str (UTF-8, surrogateescape), and an
+ * absent header is None instead of a NOT_FOUND error. */
+static PyObject *pw_find_header_map_value(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    enum { NOT_FOUND = 1 };
+    unsigned int type;
+    const char *key;
+    Py_ssize_t key_size;
+    PyObject *keep;
+    char *value = NULL;
+    size_t value_size = 0;
+    if (!check_nargs(nargs, 2, "find_header_map_value") || !arg_u32(args[0], &type) ||
+        !arg_buf(args[1], &key, &key_size, &keep))
+        return NULL;
+    char lowered[256];
+    const char *lookup = key;
+    if ((size_t)key_size <= sizeof lowered) {
+        for (Py_ssize_t i = 0; i < key_size; i++) {
+            char c = key[i];
+            lowered[i] = (char)(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c);
+        }
+        lookup = lowered;
+    }
+    proxy_status_t status = proxy_get_header_map_value(type, lookup, (size_t)key_size, &value, &value_size);
+    Py_XDECREF(keep);
+    if (status == NOT_FOUND) {
+        free(value);
+        Py_RETURN_NONE;
+    }
+    if (status != PROXY_OK) return raise_status(status, "proxy_get_header_map_value");
+    PyObject *text = PyUnicode_DecodeUTF8(value ? value : "", (Py_ssize_t)value_size, "surrogateescape");
+    free(value);
+    return text;
 }
 
 static PyObject *pw_replace_header_map_value(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
@@ -600,6 +638,7 @@ static PyMethodDef hostcall_methods[] = {
     {"set_header_map_pairs", pw_set_header_map_pairs, METH_VARARGS, "proxy_set_header_map_pairs(type, serialized map)"},
     {"get_header_map_size", pw_get_header_map_size, METH_VARARGS, "proxy_get_header_map_size(type) -> size"},
     {"get_header_map_value", (PyCFunction)(void (*)(void))pw_get_header_map_value, METH_FASTCALL, "proxy_get_header_map_value(type, key) -> value"},
+    {"find_header_map_value", (PyCFunction)(void (*)(void))pw_find_header_map_value, METH_FASTCALL, "proxy_get_header_map_value(type, key) -> str or None"},
     {"replace_header_map_value", (PyCFunction)(void (*)(void))pw_replace_header_map_value, METH_FASTCALL, "proxy_replace_header_map_value(type, key, value)"},
     {"add_header_map_value", (PyCFunction)(void (*)(void))pw_add_header_map_value, METH_FASTCALL, "proxy_add_header_map_value(type, key, value)"},
     {"remove_header_map_value", (PyCFunction)(void (*)(void))pw_remove_header_map_value, METH_FASTCALL, "proxy_remove_header_map_value(type, key)"},
