@@ -450,8 +450,8 @@ class Dispatcher:
         return root
 
     def _create_http(self, context_id: int) -> HttpContext:
-        root = self._roots.get(self._pending.pop(context_id, 0))
-        if root is None:
+        root = self._sole_root  # set while stream creations are not forwarded (one root)
+        if root is None or root._deleted or self._pending:
             root = self._root_for(context_id)
         context: HttpContext | None = None
         try:
@@ -460,11 +460,11 @@ class Dispatcher:
                 # hot path reads are set on the instance (cheaper to read than class
                 # defaults), and the request headers object is made here, without a call.
                 cls = root.http_context or HttpContext
-                context = cls.__new__(cls)
+                plain = cls.__init__ is _OBJECT_INIT
+                context = cls() if plain else cls.__new__(cls)  # cls(): no slot-wrapper call
                 context.id = context_id
                 context.root = root
                 context._dispatcher = self
-                context._bound = True
                 context._held = _NOT_HELD
                 headers = _new_object(HostHeaders)
                 headers._map_type = _REQUEST_HEADERS
@@ -473,8 +473,10 @@ class Dispatcher:
                 headers._epoch = -1
                 context._request_headers = headers
                 context._response_headers = None
-                if cls.__init__ is not _OBJECT_INIT:
+                if not plain:
                     cls.__init__(context)
+                self._contexts[context_id] = self._http_contexts[context_id] = context
+                return context
             else:
                 context = root.new_http_context(context_id)
         except Exception as exc:
@@ -539,8 +541,15 @@ class Dispatcher:
                 self._log_exception(exc, f"{type(context).__qualname__}.on_log")
 
     def on_delete(self, context_id: int) -> None:
+        stream = self._http_contexts.pop(context_id, None)
+        if stream is not None and not stream._tasks:  # the per-request case, kept short
+            del self._contexts[context_id]
+            stream._deleted = True
+            return
         self.epoch += 1
         self.effective_context_id = context_id
+        if stream is not None:
+            self._http_contexts[context_id] = stream  # the general path below removes it
         context = self._contexts.pop(context_id, None)
         if context is None:
             self._pending.pop(context_id, None)
