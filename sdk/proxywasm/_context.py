@@ -18,8 +18,8 @@ import sys
 from . import _hostcalls
 from ._body import Body
 from ._callouts import GrpcResponse, GrpcStream, HttpResponse
-from ._codec import to_bytes
-from ._errors import BadArgument, ConfigError, NotFound, StreamGone
+from ._codec import to_bytes, to_str
+from ._errors import BadArgument, ConfigError, HostcallError, NotFound, StreamGone
 from ._headers import HostHeaders, serialize_headers
 from ._json import loads
 from ._tasks import Suspend, WaitKind
@@ -250,8 +250,7 @@ class RootContext(Context):
     """Safe default: an exception in an HTTP callback answers 500 and stops the stream.
     True lets the stream continue instead."""
 
-    root_id: str = ""
-    """The root_id the host created this root context for (the plugin_root_id property)."""
+    _root_id: str | None = None
     configuration: bytes = b""
     """The raw plugin configuration of the last `on_configure`."""
     config: dict[str, Any]
@@ -260,6 +259,24 @@ class RootContext(Context):
 
     def __init__(self) -> None:
         self.config = self.defaults()
+
+    @property
+    def root_id(self) -> str:
+        """The root_id the host created this root context for (the plugin_root_id
+        property; read from the host on first use when only one plugin is registered)."""
+        root_id = self._root_id
+        if root_id is None:
+            self._activate()
+            try:
+                root_id = to_str(_hostcalls.get_property(b"plugin_root_id"))
+            except HostcallError:
+                root_id = ""
+            self._root_id = root_id
+        return root_id
+
+    @root_id.setter
+    def root_id(self, value: str) -> None:
+        self._root_id = value
 
     def defaults(self) -> dict[str, Any]:
         """`default_config` with plugin.toml's ``[config]`` table merged over it."""

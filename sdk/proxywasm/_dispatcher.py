@@ -42,7 +42,7 @@ from ._types import Action, BufferType, LogLevel, MapType, PeerType, StreamType
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Coroutine, Iterable, Mapping
+    from collections.abc import Callable, Coroutine, Mapping
     from typing import Any, TypeVar
 
     C = TypeVar("C", bound=Context)
@@ -225,7 +225,7 @@ class _Timers:
 
 
 def idle_callbacks_for(
-    roots: Iterable[tuple[type[RootContext], type[HttpContext] | None, type[TcpContext] | None]],
+    roots: tuple[tuple[type[RootContext], type[HttpContext] | None, type[TcpContext] | None], ...],
     held_ever: bool,
 ) -> frozenset[str]:
     """The callbacks that roots of these (root, HTTP, TCP) classes never need.
@@ -238,7 +238,10 @@ def idle_callbacks_for(
     ``on_context_create`` is idle when, besides, there is exactly one root: streams are
     created lazily on their first callback anyway, and their root is that sole root.
     """
-    roots = list(roots)
+    key = (roots, held_ever)
+    known = _idle_memo.get(key)
+    if known is not None:
+        return known
     idle = {"on_log", "on_done"}
     if not held_ever:
         idle.update(_BODY_CALLBACKS)
@@ -263,7 +266,13 @@ def idle_callbacks_for(
                 idle.discard("on_log")
     if len(roots) == 1 and "on_log" in idle:
         idle.add("on_context_create")
-    return frozenset(idle)
+    result = _idle_memo[key] = frozenset(idle)
+    return result
+
+
+_idle_memo: dict[tuple[tuple[tuple[type, type | None, type | None], ...], bool], frozenset[str]] = {}
+"""`idle_callbacks_for` results: filled in the snapshot by `register()`, so creating the
+VM's root costs a lookup."""
 
 
 class Dispatcher:
@@ -379,13 +388,15 @@ class Dispatcher:
 
     def _create_root(self, context_id: int) -> RootContext:
         plugins = self._plugins if self._plugins is not None else _registry
-        try:
-            root_id = to_str(_hostcalls.get_property(b"plugin_root_id"))
-        except HostcallError:
-            root_id = ""
-        registration = plugins.get(root_id)
-        if registration is None and len(plugins) == 1:
-            registration = next(iter(plugins.values()))
+        root_id: str | None = None  # one plugin serves every root_id: read it when asked
+        if len(plugins) == 1:
+            registration: Registration | None = next(iter(plugins.values()))
+        else:
+            try:
+                root_id = to_str(_hostcalls.get_property(b"plugin_root_id"))
+            except HostcallError:
+                root_id = ""
+            registration = plugins.get(root_id)
         root: RootContext
         if registration is None:
             known = ", ".join(repr(r) for r in plugins) or "none"
@@ -403,7 +414,7 @@ class Dispatcher:
                 root = self.instantiate(_UnknownPlugin, context_id, None)
             if registration.fail_open is not None:
                 root.fail_open = registration.fail_open
-        root.root_id = root_id
+        root._root_id = root_id
         self._roots[context_id] = root
         self._contexts[context_id] = root
         self._update_idle()
@@ -411,14 +422,20 @@ class Dispatcher:
 
     def _update_idle(self) -> None:
         """Tell the shim which callbacks no live root needs (see `idle_callbacks_for`)."""
-        roots = [(type(root), root.http_context, root.tcp_context) for root in self._roots.values()]
-        idle = idle_callbacks_for(roots, self._held_ever)
-        sole = next(iter(self._roots.values())) if len(self._roots) == 1 else None
+        roots = self._roots
+        sole: RootContext | None = None
+        if len(roots) == 1:  # the usual VM: one plugin
+            root = sole = next(iter(roots.values()))
+            idle = idle_callbacks_for(((type(root), root.http_context, root.tcp_context),), self._held_ever)
+        else:
+            idle = idle_callbacks_for(tuple((type(r), r.http_context, r.tcp_context) for r in roots.values()),
+                                      self._held_ever)
         if "on_context_create" in idle:
             self._sole_root = sole
         elif self._sole_root is not None and self._sole_root._deleted:
             self._sole_root = None
-        self._publish_idle(idle)
+        if idle != self.idle_callbacks:
+            self._publish_idle(idle)
 
     def expect_registered_roots(self) -> None:
         """Publish the idle callbacks for one root per registered plugin, before any exists.
@@ -429,7 +446,7 @@ class Dispatcher:
         plugins = self._plugins if self._plugins is not None else _registry
         if self._roots:
             return
-        roots = [(r.root_class, r.root_class.http_context, r.root_class.tcp_context) for r in plugins.values()]
+        roots = tuple((r.root_class, r.root_class.http_context, r.root_class.tcp_context) for r in plugins.values())
         self._publish_idle(idle_callbacks_for(roots, self._held_ever))
 
     def _publish_idle(self, idle: frozenset[str]) -> None:
