@@ -303,6 +303,9 @@ class Dispatcher:
         self._grpc_streams: dict[int, GrpcStream] = {}
         self._stream_waiters: dict[int, Task] = {}
         self._timers: dict[int, _Timers] = {}
+        self.stream_tables = (self._http_contexts, self._contexts)
+        """Read by the shim (docs/abi-seam.md): it drops a finished stream from these
+        itself, as the first lines of `on_delete` do, without entering Python."""
         self._sole_root: RootContext | None = None
         self._held_ever = False
         """Whether an ``async`` callback ever held a stream (see `_update_idle`)."""

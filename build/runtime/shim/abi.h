@@ -75,5 +75,8 @@ extern const char *const pw_dispatch_names[];
  * the shim answers them with their default without entering Python. For
  * on_context_create, only stream contexts (parent != 0) are skipped. */
 extern unsigned char pw_dispatch_idle[];
+/* The dispatcher's optional `stream_tables`: (HTTP contexts by id, all contexts by id),
+ * both dicts, or NULL. Lets proxy_on_delete drop a finished stream without Python. */
+extern PyObject *pw_http_contexts, *pw_all_contexts;
 
 #endif

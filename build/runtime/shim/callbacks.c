@@ -155,8 +155,36 @@ PROXY_EXPORT(proxy_on_log) void proxy_on_log(uint32_t context_id) {
     CALL0(CB_LOG, 0, context_id);
 }
 
+/* The per-request case of the dispatcher's on_delete, without entering Python: a
+ * finished HTTP stream with no pending tasks leaves both tables and is marked deleted.
+ * Returns 1 when done, 0 to let the dispatcher handle it. */
+static int delete_finished_stream(uint32_t context_id) {
+    static PyObject *tasks_name, *deleted_name;
+    if (pw_http_contexts == NULL || pw_all_contexts == NULL) return 0;
+    if (tasks_name == NULL && (tasks_name = PyUnicode_InternFromString("_tasks")) == NULL) return 0;
+    if (deleted_name == NULL && (deleted_name = PyUnicode_InternFromString("_deleted")) == NULL) return 0;
+    PyObject *key = PyLong_FromUnsignedLong(context_id);
+    if (key == NULL) return 0;
+    PyObject *stream = PyDict_GetItemWithError(pw_http_contexts, key); /* borrowed */
+    int done = 0;
+    if (stream != NULL) {
+        PyObject *tasks = PyObject_GetAttr(stream, tasks_name);
+        int busy = tasks == NULL ? -1 : PyObject_IsTrue(tasks);
+        Py_XDECREF(tasks);
+        if (busy == 0) {
+            Py_INCREF(stream);
+            done = PyDict_DelItem(pw_http_contexts, key) == 0 && PyDict_DelItem(pw_all_contexts, key) == 0 &&
+                   PyObject_SetAttr(stream, deleted_name, Py_True) == 0;
+            Py_DECREF(stream);
+        }
+    }
+    Py_DECREF(key);
+    if (PyErr_Occurred()) PyErr_Clear(); /* the dispatcher's on_delete decides */
+    return done;
+}
+
 PROXY_EXPORT(proxy_on_delete) void proxy_on_delete(uint32_t context_id) {
-    if (pw_dispatch_idle[CB_DELETE]) return;
+    if (pw_dispatch_idle[CB_DELETE] || delete_finished_stream(context_id)) return;
     CALL0(CB_DELETE, 0, context_id);
 }
 

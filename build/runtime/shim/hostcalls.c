@@ -592,8 +592,27 @@ PyObject *pw_dispatch_methods[sizeof(pw_dispatch_names) / sizeof(pw_dispatch_nam
 
 unsigned char pw_dispatch_idle[sizeof(pw_dispatch_names) / sizeof(pw_dispatch_names[0])];
 
+PyObject *pw_http_contexts, *pw_all_contexts;
+
+/* Keep the dispatcher's optional `stream_tables` (two dicts) for proxy_on_delete. */
+static int set_stream_tables(PyObject *dispatcher) {
+    PyObject *tables = NULL;
+    if (PyObject_GetOptionalAttrString_compat(dispatcher, "stream_tables", &tables) < 0) return -1;
+    PyObject *http = NULL, *all = NULL;
+    if (tables != NULL && PyTuple_Check(tables) && PyTuple_GET_SIZE(tables) == 2 &&
+        PyDict_Check(PyTuple_GET_ITEM(tables, 0)) && PyDict_Check(PyTuple_GET_ITEM(tables, 1))) {
+        http = Py_NewRef(PyTuple_GET_ITEM(tables, 0));
+        all = Py_NewRef(PyTuple_GET_ITEM(tables, 1));
+    }
+    Py_XDECREF(tables);
+    Py_XSETREF(pw_http_contexts, http);
+    Py_XSETREF(pw_all_contexts, all);
+    return 0;
+}
+
 /* Look the dispatcher's methods up once; read its optional `idle_callbacks` (names of
- * callbacks it does not need: the shim answers them with their default itself). */
+ * callbacks it does not need: the shim answers them with their default itself) and
+ * `stream_tables`. */
 static PyObject *pw_set_dispatcher(PyObject *self, PyObject *dispatcher) {
     size_t count = sizeof(pw_dispatch_names) / sizeof(pw_dispatch_names[0]) - 1;
     PyObject *found[sizeof(pw_dispatch_names) / sizeof(pw_dispatch_names[0])];
@@ -616,6 +635,10 @@ static PyObject *pw_set_dispatcher(PyObject *self, PyObject *dispatcher) {
         idle[i] = (unsigned char)is_idle;
     }
     Py_XDECREF(idle_names);
+    if (set_stream_tables(dispatcher) < 0) {
+        for (size_t i = 0; i < count; i++) Py_XDECREF(found[i]);
+        return NULL;
+    }
     for (size_t i = 0; i < count; i++) {
         Py_XSETREF(pw_dispatch_methods[i], found[i]);
         pw_dispatch_idle[i] = idle[i];
