@@ -62,6 +62,10 @@ class Backend(Protocol):
     def has(self, name: str) -> bool:
         """Whether the module implements the callback ``proxy_<name>``."""
 
+    @property
+    def instructions(self) -> Optional[int]:
+        """WebAssembly instructions executed so far, when the emulator counts them."""
+
     def close(self) -> None: ...
 
 
@@ -908,6 +912,13 @@ class Plugin:
         b = self.vms[0].backend
         return getattr(b, "mode", "wasm")
 
+    @property
+    def instructions(self) -> Optional[int]:
+        """WebAssembly instructions this plugin's VMs have executed so far: a repeatable
+        measure of cost (``Emulator(count_instructions=True)``, wasm mode); else None."""
+        counts = [vm.backend.instructions if vm.backend is not None else None for vm in self.vms]
+        return None if None in counts else sum(c for c in counts if c is not None)
+
     def root_in(self, vm: VM) -> RootContext:
         return self.roots[vm.index]
 
@@ -1035,7 +1046,9 @@ class Emulator:
     ``properties`` (extra or overriding host properties, dotted paths), ``start_time_ns``,
     ``timeout`` (seconds a wasm callback may run), ``memory_limit`` (bytes of guest memory),
     ``env`` (environment variables visible to the module through WASI), ``build_cache``
-    (where plugin directories built for wasm mode are cached).
+    (where plugin directories built for wasm mode are cached), ``count_instructions``
+    (count the WebAssembly instructions each wasm-mode plugin executes:
+    :attr:`Plugin.instructions`; a little slower).
     """
 
     def __init__(
@@ -1050,7 +1063,9 @@ class Emulator:
         memory_limit: int = 1024 * 1024 * 1024,
         env: Optional[Mapping[str, str]] = None,
         build_cache: Union[str, "os.PathLike[str]", None] = None,
+        count_instructions: bool = False,
     ) -> None:
+        self.count_instructions = count_instructions
         self.log_level = LogLevel(log_level)
         self.buffer_limit = buffer_limit
         self.clusters = None if clusters is None else set(clusters)

@@ -158,6 +158,9 @@ class NativeBackend:
             return 0
         return int(result) & 0xFFFFFFFF
 
+    instructions = None
+    """Native code runs no WebAssembly: nothing to count."""
+
     def close(self) -> None:
         self._methods.clear()
 

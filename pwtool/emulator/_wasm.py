@@ -114,15 +114,20 @@ def _functype(params: str, result: bool) -> wasmtime.FuncType:
     return wasmtime.FuncType([_I64 if c == "I" else _I32 for c in params], [_I32] if result else [])
 
 
+_FUEL = 1 << 62  # with count_instructions: more than any test can spend
+
+
 class _Engine:
-    """One engine per process, with an epoch ticker thread so deadlines need no fuel."""
+    """One engine per process (two when instructions are counted), with an epoch ticker
+    thread so deadlines need no fuel."""
 
     _lock = threading.Lock()
-    _instance: Optional["_Engine"] = None
+    _instances: dict[bool, "_Engine"] = {}
 
-    def __init__(self) -> None:
+    def __init__(self, count_instructions: bool = False) -> None:
         config = wasmtime.Config()
         config.epoch_interruption = True
+        config.consume_fuel = count_instructions  # wasmtime's fuel: one unit per instruction
         try:
             config.cache = True
         except Exception:  # pragma: no cover - cache dir not writable
@@ -140,16 +145,17 @@ class _Engine:
             self.engine.increment_epoch()
 
     @classmethod
-    def get(cls) -> "_Engine":
+    def get(cls, count_instructions: bool = False) -> "_Engine":
         with cls._lock:
-            if cls._instance is None:
-                cls._instance = _Engine()
-            return cls._instance
+            engine = cls._instances.get(count_instructions)
+            if engine is None:
+                engine = cls._instances[count_instructions] = _Engine(count_instructions)
+            return engine
 
 
-def compile_module(code: bytes) -> wasmtime.Module:
+def compile_module(code: bytes, count_instructions: bool = False) -> wasmtime.Module:
     """Compile (and cache by content hash) a wasm module, with Envoy's load errors."""
-    eng = _Engine.get()
+    eng = _Engine.get(count_instructions)
     key = hashlib.sha256(code).hexdigest()
     module = eng.modules.get(key)
     if module is None:
@@ -198,12 +204,14 @@ class WasmBackend:
         self.vm = vm
         self.hc = vm.hostcalls
         emu = vm.emulator
-        self.module = compile_module(code)
+        self.module = compile_module(code, emu.count_instructions)
         self.abi_version = abi_version_of(self.module)
         exports = {e.name for e in self.module.exports}
         if "malloc" not in exports and "proxy_on_memory_allocate" not in exports:
             raise ModuleLoadError("Wasm module is missing malloc function.")
-        self.store = wasmtime.Store(_Engine.get().engine)
+        self.store = wasmtime.Store(_Engine.get(emu.count_instructions).engine)
+        if emu.count_instructions:
+            self.store.set_fuel(_FUEL)
         self.store.set_limits(memory_size=emu.memory_limit)
         self.store.set_epoch_deadline(1 << 62)
         self._ticks = max(1, int(emu.timeout / _EPOCH_TICK_S))
@@ -254,6 +262,13 @@ class WasmBackend:
             self._run("_start", self._funcs["_start"])
 
     # -- calling into the module
+    @property
+    def instructions(self) -> Optional[int]:
+        """WebAssembly instructions executed so far (with ``count_instructions``), else None."""
+        if not self.vm.emulator.count_instructions:
+            return None
+        return _FUEL - self.store.get_fuel()
+
     def has(self, name: str) -> bool:
         return ("proxy_" + name) in self._funcs
 

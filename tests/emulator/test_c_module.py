@@ -292,3 +292,26 @@ def test_module_without_abi_version(c_module: Callable[..., Path]) -> None:
 def test_not_wasm_at_all() -> None:
     with pytest.raises(ModuleLoadError, match="corrupted"):
         Emulator().load(b"definitely not wasm")
+
+
+def test_counts_instructions_when_asked(filter_wasm: Path) -> None:
+    with Emulator(count_instructions=True) as counting:
+        plugin = counting.load(filter_wasm, config="tick buffer", root_id="c_root", vm_id="vm1")
+        started = plugin.instructions
+        assert started is not None and started > 0  # VM start and configure ran
+        costs = []
+        for _ in range(3):
+            before = plugin.instructions
+            stream = plugin.http_stream()
+            stream.send_request([(":method", "GET"), (":path", "/"), (":authority", "h")])
+            costs.append(plugin.instructions - before)
+        assert all(cost > 0 for cost in costs)
+        assert costs[1] == costs[2]  # deterministic: the same request costs the same
+    with Emulator() as plain:
+        assert plain.load(filter_wasm, config="tick buffer", root_id="c_root", vm_id="vm1").instructions is None
+
+
+def test_native_plugins_count_no_instructions(tmp_path: Path) -> None:
+    (tmp_path / "plugin.py").write_text("import proxywasm\nproxywasm.register(proxywasm.HttpContext)\n")
+    with Emulator(count_instructions=True) as emu:
+        assert emu.load(tmp_path, mode="native").instructions is None
