@@ -243,19 +243,37 @@ static PyObject *pw_get_header_map_size(PyObject *self, PyObject *args) {
     return PyLong_FromSize_t(size);
 }
 
-static PyObject *pw_get_header_map_value(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+/* Shared by get_header_map_value and find_header_map_value: parse (map_type, key) and
+ * ask the host, with the key lower-cased first when `lower`. Returns -1 with a Python
+ * error set for bad arguments, else the host's status (*value filled when OK). */
+static int header_value_call(PyObject *const *args, Py_ssize_t nargs, const char *name, int lower, char **value,
+                             size_t *value_size) {
     unsigned int type;
     const char *key;
     Py_ssize_t key_size;
     PyObject *keep;
+    if (!check_nargs(nargs, 2, name) || !arg_u32(args[0], &type) || !arg_buf(args[1], &key, &key_size, &keep))
+        return -1;
+    char lowered[256];
+    const char *lookup = key;
+    if (lower && (size_t)key_size <= sizeof lowered) {
+        for (Py_ssize_t i = 0; i < key_size; i++) {
+            char c = key[i];
+            lowered[i] = (char)(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c);
+        }
+        lookup = lowered;
+    }
+    proxy_status_t status = proxy_get_header_map_value(type, lookup, (size_t)key_size, value, value_size);
+    Py_XDECREF(keep);
+    return (int)status;
+}
+
+static PyObject *pw_get_header_map_value(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     char *value = NULL;
     size_t value_size = 0;
-    if (!check_nargs(nargs, 2, "get_header_map_value") || !arg_u32(args[0], &type) ||
-        !arg_buf(args[1], &key, &key_size, &keep))
-        return NULL;
-    proxy_status_t status = proxy_get_header_map_value(type, key, (size_t)key_size, &value, &value_size);
-    Py_XDECREF(keep);
-    if (status != PROXY_OK) return raise_status(status, "proxy_get_header_map_value");
+    int status = header_value_call(args, nargs, "get_header_map_value", 0, &value, &value_size);
+    if (status < 0) return NULL;
+    if (status != PROXY_OK) return raise_status((proxy_status_t)status, "proxy_get_header_map_value");
     return take_buffer(value, value_size);
 }
 
@@ -264,31 +282,15 @@ static PyObject *pw_get_header_map_value(PyObject *self, PyObject *const *args, 
  * absent header is None instead of a NOT_FOUND error. */
 static PyObject *pw_find_header_map_value(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     enum { NOT_FOUND = 1 };
-    unsigned int type;
-    const char *key;
-    Py_ssize_t key_size;
-    PyObject *keep;
     char *value = NULL;
     size_t value_size = 0;
-    if (!check_nargs(nargs, 2, "find_header_map_value") || !arg_u32(args[0], &type) ||
-        !arg_buf(args[1], &key, &key_size, &keep))
-        return NULL;
-    char lowered[256];
-    const char *lookup = key;
-    if ((size_t)key_size <= sizeof lowered) {
-        for (Py_ssize_t i = 0; i < key_size; i++) {
-            char c = key[i];
-            lowered[i] = (char)(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c);
-        }
-        lookup = lowered;
-    }
-    proxy_status_t status = proxy_get_header_map_value(type, lookup, (size_t)key_size, &value, &value_size);
-    Py_XDECREF(keep);
+    int status = header_value_call(args, nargs, "find_header_map_value", 1, &value, &value_size);
+    if (status < 0) return NULL;
     if (status == NOT_FOUND) {
         free(value);
         Py_RETURN_NONE;
     }
-    if (status != PROXY_OK) return raise_status(status, "proxy_get_header_map_value");
+    if (status != PROXY_OK) return raise_status((proxy_status_t)status, "proxy_get_header_map_value");
     PyObject *text = PyUnicode_DecodeUTF8(value ? value : "", (Py_ssize_t)value_size, "surrogateescape");
     free(value);
     return text;
