@@ -2,9 +2,10 @@
 
 `Headers` is a plain in-memory map (build one for a callout or a local response).
 The maps that HTTP contexts expose (request/response headers and trailers) are bound
-to the host: the first read in a callback fetches every pair with ONE
-`get_header_map_pairs` hostcall and caches them until the callback returns; each write
-is one hostcall and updates the cache, so reads after writes see the writes.
+to the host: a lookup by name asks the host for that header (one hostcall); the first
+whole-map read in a callback fetches every pair with ONE `get_header_map_pairs`
+hostcall and caches them until the callback returns; each write is one hostcall and
+updates the cache, so reads after writes see the writes.
 """
 
 from __future__ import annotations
@@ -201,8 +202,9 @@ class Headers:
 class HostHeaders(Headers):
     """A header map owned by the host (request/response headers, trailers).
 
-    Reads are served from a per-callback cache filled by one hostcall; writes go to
-    the host straight away (one hostcall each) and keep the cache coherent.
+    Lookups by name ask the host for one header; whole-map reads are served from a
+    per-callback cache filled by one hostcall; writes go to the host straight away (one
+    hostcall each) and keep the cache coherent.
     """
 
     __slots__ = ("_map_type", "_dispatcher", "_context_id", "_epoch")
