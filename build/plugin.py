@@ -25,7 +25,7 @@ import wasmtime
 from pwtool import __version__
 from pwtool.build.imports import ImportClosure, ModuleSource, builtin_module_names, collect_imports
 from pwtool.build.metadata import ENTRY_MODULE, PluginError, PluginMetadata, load_metadata
-from pwtool.build.runtime.recipe import SHIM_DIR, Runtime, ensure_runtime
+from pwtool.build.runtime.recipe import SHIM_DIR, Progress, Runtime, ensure_runtime
 from pwtool.build.snapshot import instantiate, snapshot, strip_build_only_code
 from pwtool.build.wasm_binary import KIND_FUNC, Module
 
@@ -34,9 +34,6 @@ BOOT_SOURCE = Path(__file__).resolve().parent / "runtime" / "boot" / "boot.py"
 _STATUS_UNIMPLEMENTED = 12
 _PRECOMPILED = -1  # the `optimize` of a bundled module whose payload is marshalled code
 _BUILD_TIME_NS = 1_700_000_000 * 10**9  # the clock the interpreter sees while building
-
-Progress = Callable[[str], None]
-
 
 class BuildError(RuntimeError):
     """The plugin could not be built; the message names the file, the plugin and the fix."""

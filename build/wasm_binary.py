@@ -8,7 +8,9 @@ imports). Sections we do not touch are carried over byte for byte.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Callable, Iterable, TypeVar
+
+T = TypeVar("T")
 
 MAGIC = b"\0asm\x01\0\0\0"
 
@@ -204,6 +206,19 @@ class Module:
         count, offset = read_uleb(section.payload, 0)
         return section.payload, count, offset
 
+    def entries(self, section_id: int, read_entry: Callable[[bytes, int], tuple[T, int]]) -> list[T]:
+        """Every element of a vector section, each decoded by ``read_entry(payload, offset)
+        -> (element, next offset)``; empty when the module has no such section."""
+        vector = self.vector(section_id)
+        if vector is None:
+            return []
+        data, count, offset = vector
+        items = []
+        for _ in range(count):
+            item, offset = read_entry(data, offset)
+            items.append(item)
+        return items
+
     def replace_section(self, new: Section) -> None:
         """Replace the section with ``new.id``, or insert it in the canonical order."""
         for index, section in enumerate(self.sections):
@@ -239,66 +254,13 @@ class Module:
     # typed views
 
     def types(self) -> list[FuncType]:
-        vector = self.vector(SECTION_TYPE)
-        if vector is None:
-            return []
-        data, count, offset = vector
-        types = []
-        for _ in range(count):
-            if data[offset] != 0x60:
-                raise WasmFormatError("unsupported type form in type section")
-            offset += 1
-            params: list[str] = []
-            results: list[str] = []
-            for bucket in (params, results):
-                n, offset = read_uleb(data, offset)
-                for _ in range(n):
-                    bucket.append(VALUE_TYPES.get(data[offset], hex(data[offset])))
-                    offset += 1
-            types.append(FuncType(params, results))
-        return types
+        return self.entries(SECTION_TYPE, _read_functype)
 
     def imports(self) -> list[Import]:
-        vector = self.vector(SECTION_IMPORT)
-        if vector is None:
-            return []
-        data, count, offset = vector
-        imports = []
-        for _ in range(count):
-            module_name, offset = read_name(data, offset)
-            name, offset = read_name(data, offset)
-            kind = data[offset]
-            offset += 1
-            type_index = None
-            if kind == KIND_FUNC:
-                type_index, offset = read_uleb(data, offset)
-            elif kind == KIND_TABLE:
-                offset += 1
-                offset = _skip_limits(data, offset)
-            elif kind == KIND_MEMORY:
-                offset = _skip_limits(data, offset)
-            elif kind == KIND_GLOBAL:
-                offset += 2
-            elif kind == KIND_TAG:
-                offset += 1
-                _, offset = read_uleb(data, offset)
-            else:
-                raise WasmFormatError(f"unknown import kind {kind}")
-            imports.append(Import(module_name, name, kind, type_index))
-        return imports
+        return self.entries(SECTION_IMPORT, _read_import)
 
     def exports(self) -> list[Export]:
-        vector = self.vector(SECTION_EXPORT)
-        if vector is None:
-            return []
-        data, count, offset = vector
-        exports = []
-        for _ in range(count):
-            name, offset = read_name(data, offset)
-            kind = data[offset]
-            index, offset = read_uleb(data, offset + 1)
-            exports.append(Export(name, kind, index))
-        return exports
+        return self.entries(SECTION_EXPORT, _read_export)
 
     def function_names(self) -> dict[int, str]:
         """Function index -> name, from the `name` custom section (empty if stripped)."""
@@ -334,6 +296,43 @@ def _skip_limits(data: bytes, offset: int) -> int:
     return offset
 
 
-def read_imports(data: bytes) -> list[Import]:
-    """The imports of a module given as bytes."""
-    return Module.parse(data).imports()
+def _read_functype(data: bytes, offset: int) -> tuple[FuncType, int]:
+    if data[offset] != 0x60:
+        raise WasmFormatError("unsupported type form in type section")
+    offset += 1
+    params: list[str] = []
+    results: list[str] = []
+    for bucket in (params, results):
+        n, offset = read_uleb(data, offset)
+        for _ in range(n):
+            bucket.append(VALUE_TYPES.get(data[offset], hex(data[offset])))
+            offset += 1
+    return FuncType(params, results), offset
+
+
+def _read_import(data: bytes, offset: int) -> tuple[Import, int]:
+    module_name, offset = read_name(data, offset)
+    name, offset = read_name(data, offset)
+    kind = data[offset]
+    offset += 1
+    type_index = None
+    if kind == KIND_FUNC:
+        type_index, offset = read_uleb(data, offset)
+    elif kind == KIND_TABLE:
+        offset = _skip_limits(data, offset + 1)
+    elif kind == KIND_MEMORY:
+        offset = _skip_limits(data, offset)
+    elif kind == KIND_GLOBAL:
+        offset += 2
+    elif kind == KIND_TAG:
+        _, offset = read_uleb(data, offset + 1)
+    else:
+        raise WasmFormatError(f"unknown import kind {kind}")
+    return Import(module_name, name, kind, type_index), offset
+
+
+def _read_export(data: bytes, offset: int) -> tuple[Export, int]:
+    name, offset = read_name(data, offset)
+    kind = data[offset]
+    index, offset = read_uleb(data, offset + 1)
+    return Export(name, kind, index), offset

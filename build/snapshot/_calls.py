@@ -100,16 +100,12 @@ def direct_calls(body: bytes) -> set[int]:
 
 def function_bodies(module: Module) -> list[tuple[int, int]]:
     """(start, end) of each function body inside the code section's payload."""
-    vector = module.vector(SECTION_CODE)
-    if vector is None:
-        return []
-    data, count, offset = vector
-    bodies = []
-    for _ in range(count):
-        size, start = read_uleb(data, offset)
-        bodies.append((start, start + size))
-        offset = start + size
-    return bodies
+    return module.entries(SECTION_CODE, _read_body)
+
+
+def _read_body(data: bytes, offset: int) -> tuple[tuple[int, int], int]:
+    size, start = read_uleb(data, offset)
+    return (start, start + size), start + size
 
 
 def table_functions(module: Module) -> set[int]:
@@ -118,23 +114,22 @@ def table_functions(module: Module) -> set[int]:
     Only the encodings C toolchains emit are decoded (flags 0 and 1: function indices);
     anything else raises WasmFormatError.
     """
-    vector = module.vector(SECTION_ELEMENT)
-    found: set[int] = set()
-    if vector is None:
-        return found
-    data, count, offset = vector
-    for _ in range(count):
-        flags, offset = read_uleb(data, offset)
-        if flags == 0:
-            while data[offset] != 0x0B:  # the offset expression: i32.const N
-                offset += 1
+    return {index for segment in module.entries(SECTION_ELEMENT, _read_element_segment) for index in segment}
+
+
+def _read_element_segment(data: bytes, offset: int) -> tuple[list[int], int]:
+    flags, offset = read_uleb(data, offset)
+    if flags == 0:
+        while data[offset] != 0x0B:  # the offset expression: i32.const N
             offset += 1
-        elif flags == 1:
-            offset += 1  # elemkind funcref
-        else:
-            raise WasmFormatError(f"unsupported element segment flags {flags}")
-        entries, offset = read_uleb(data, offset)
-        for _ in range(entries):
-            index, offset = read_uleb(data, offset)
-            found.add(index)
-    return found
+        offset += 1
+    elif flags == 1:
+        offset += 1  # elemkind funcref
+    else:
+        raise WasmFormatError(f"unsupported element segment flags {flags}")
+    count, offset = read_uleb(data, offset)
+    indices = []
+    for _ in range(count):
+        index, offset = read_uleb(data, offset)
+        indices.append(index)
+    return indices, offset

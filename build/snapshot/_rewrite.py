@@ -48,30 +48,27 @@ class GlobalEntry:
 
 
 def read_globals(module: Module) -> list[GlobalEntry]:
-    vector = module.vector(SECTION_GLOBAL)
-    if vector is None:
-        return []
-    data, count, offset = vector
-    entries = []
-    for _ in range(count):
-        value_type, mutable = data[offset], data[offset + 1] == 1
-        start = offset = offset + 2
-        while data[offset] != _OP_END:  # constant expressions: one instruction, then `end`
-            opcode = data[offset]
-            offset += 1
-            if opcode in (_OP_I32_CONST, _OP_I64_CONST):
-                _, offset = read_sleb(data, offset)
-            elif opcode == 0x23:  # global.get
-                _, offset = read_uleb(data, offset)
-            elif opcode == 0x43:  # f32.const
-                offset += 4
-            elif opcode == 0x44:  # f64.const
-                offset += 8
-            else:
-                raise WasmFormatError(f"unsupported instruction 0x{opcode:02x} in a global initialiser")
+    return module.entries(SECTION_GLOBAL, _read_global)
+
+
+def _read_global(data: bytes, offset: int) -> tuple[GlobalEntry, int]:
+    value_type, mutable = data[offset], data[offset + 1] == 1
+    start = offset = offset + 2
+    while data[offset] != _OP_END:  # constant expressions: one instruction, then `end`
+        opcode = data[offset]
         offset += 1
-        entries.append(GlobalEntry(value_type, mutable, data[start:offset]))
-    return entries
+        if opcode in (_OP_I32_CONST, _OP_I64_CONST):
+            _, offset = read_sleb(data, offset)
+        elif opcode == 0x23:  # global.get
+            _, offset = read_uleb(data, offset)
+        elif opcode == 0x43:  # f32.const
+            offset += 4
+        elif opcode == 0x44:  # f64.const
+            offset += 8
+        else:
+            raise WasmFormatError(f"unsupported instruction 0x{opcode:02x} in a global initialiser")
+    offset += 1
+    return GlobalEntry(value_type, mutable, data[start:offset]), offset
 
 
 def _imported_global_count(module: Module) -> int:

@@ -146,7 +146,6 @@ def install_seam_dispatcher() -> Dispatcher:
     """Create the VM's dispatcher and hand it to the host through ``_proxywasm``."""
     global _seam_dispatcher
     dispatcher = _seam_dispatcher = Dispatcher()
-    dispatcher.seam_registered = True
     _abi.set_dispatcher(dispatcher)
     return dispatcher
 
@@ -281,9 +280,7 @@ class Dispatcher:
     idle_callbacks: frozenset[str] = frozenset()
     """Callbacks the registered plugins do not need (see docs/abi-seam.md): the shim
     answers them with their default without entering Python. Kept up to date as roots
-    come and go by the dispatcher registered with the seam (`seam_registered`)."""
-    seam_registered = False
-    """True for the dispatcher handed to ``_proxywasm.set_dispatcher``."""
+    come and go by the dispatcher registered with the seam (`install_seam_dispatcher`)."""
 
     def __init__(self, plugins: Mapping[str, Registration] | None = None) -> None:
         """`plugins` defaults to the live process-wide registry filled by `register()`."""
@@ -425,20 +422,13 @@ class Dispatcher:
 
     def _update_idle(self) -> None:
         """Tell the shim which callbacks no live root needs (see `idle_callbacks_for`)."""
-        roots = self._roots
-        sole: RootContext | None = None
-        if len(roots) == 1:  # the usual VM: one plugin
-            root = sole = next(iter(roots.values()))
-            idle = idle_callbacks_for(((type(root), root.http_context, root.tcp_context),), self._held_ever)
-        else:
-            idle = idle_callbacks_for(tuple((type(r), r.http_context, r.tcp_context) for r in roots.values()),
-                                      self._held_ever)
-        if "on_context_create" in idle:
-            self._sole_root = sole
+        roots = self._roots.values()
+        idle = idle_callbacks_for(tuple((type(r), r.http_context, r.tcp_context) for r in roots), self._held_ever)
+        if "on_context_create" in idle:  # implies exactly one root
+            self._sole_root = next(iter(roots))
         elif self._sole_root is not None and self._sole_root._deleted:
             self._sole_root = None
-        if idle != self.idle_callbacks:
-            self._publish_idle(idle)
+        self._publish_idle(idle)
 
     def expect_registered_roots(self) -> None:
         """Publish the idle callbacks for one root per registered plugin, before any exists.
@@ -455,7 +445,7 @@ class Dispatcher:
     def _publish_idle(self, idle: frozenset[str]) -> None:
         if idle != self.idle_callbacks:
             self.idle_callbacks = idle
-            if self.seam_registered:
+            if self is _seam_dispatcher:
                 _abi.set_dispatcher(self)
 
     def _root_for(self, context_id: int) -> RootContext:

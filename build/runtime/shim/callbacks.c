@@ -146,12 +146,10 @@ PROXY_EXPORT(proxy_on_response_trailers) uint32_t proxy_on_response_trailers(uin
 }
 
 PROXY_EXPORT(proxy_on_done) uint32_t proxy_on_done(uint32_t context_id) {
-    if (pw_dispatch_idle[CB_DONE]) return 1;
     return CALL0(CB_DONE, 1, context_id);
 }
 
 PROXY_EXPORT(proxy_on_log) void proxy_on_log(uint32_t context_id) {
-    if (pw_dispatch_idle[CB_LOG]) return;
     CALL0(CB_LOG, 0, context_id);
 }
 

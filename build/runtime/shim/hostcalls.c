@@ -244,9 +244,9 @@ static PyObject *pw_get_header_map_size(PyObject *self, PyObject *args) {
 }
 
 /* Shared by get_header_map_value and find_header_map_value: parse (map_type, key) and
- * ask the host, with the key lower-cased first when `lower`. Returns -1 with a Python
- * error set for bad arguments, else the host's status (*value filled when OK). */
-static int header_value_call(PyObject *const *args, Py_ssize_t nargs, const char *name, int lower, char **value,
+ * ask the host (which lower-cases the key). Returns -1 with a Python error set for bad
+ * arguments, else the host's status (*value filled when OK). */
+static int header_value_call(PyObject *const *args, Py_ssize_t nargs, const char *name, char **value,
                              size_t *value_size) {
     unsigned int type;
     const char *key;
@@ -254,16 +254,7 @@ static int header_value_call(PyObject *const *args, Py_ssize_t nargs, const char
     PyObject *keep;
     if (!check_nargs(nargs, 2, name) || !arg_u32(args[0], &type) || !arg_buf(args[1], &key, &key_size, &keep))
         return -1;
-    char lowered[256];
-    const char *lookup = key;
-    if (lower && (size_t)key_size <= sizeof lowered) {
-        for (Py_ssize_t i = 0; i < key_size; i++) {
-            char c = key[i];
-            lowered[i] = (char)(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c);
-        }
-        lookup = lowered;
-    }
-    proxy_status_t status = proxy_get_header_map_value(type, lookup, (size_t)key_size, value, value_size);
+    proxy_status_t status = proxy_get_header_map_value(type, key, (size_t)key_size, value, value_size);
     Py_XDECREF(keep);
     return (int)status;
 }
@@ -271,20 +262,20 @@ static int header_value_call(PyObject *const *args, Py_ssize_t nargs, const char
 static PyObject *pw_get_header_map_value(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     char *value = NULL;
     size_t value_size = 0;
-    int status = header_value_call(args, nargs, "get_header_map_value", 0, &value, &value_size);
+    int status = header_value_call(args, nargs, "get_header_map_value", &value, &value_size);
     if (status < 0) return NULL;
     if (status != PROXY_OK) return raise_status((proxy_status_t)status, "proxy_get_header_map_value");
     return take_buffer(value, value_size);
 }
 
-/* proxy_get_header_map_value for the per-request path (docs/abi-seam.md): the key is
- * lower-cased here, the value is returned as str (UTF-8, surrogateescape), and an
- * absent header is None instead of a NOT_FOUND error. */
+/* proxy_get_header_map_value for the per-request path (docs/abi-seam.md): the value is
+ * returned as str (UTF-8, surrogateescape), and an absent header is None instead of a
+ * NOT_FOUND error. */
 static PyObject *pw_find_header_map_value(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     enum { NOT_FOUND = 1 };
     char *value = NULL;
     size_t value_size = 0;
-    int status = header_value_call(args, nargs, "find_header_map_value", 1, &value, &value_size);
+    int status = header_value_call(args, nargs, "find_header_map_value", &value, &value_size);
     if (status < 0) return NULL;
     if (status == NOT_FOUND) {
         free(value);

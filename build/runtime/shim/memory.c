@@ -114,9 +114,9 @@ static void pool_free(void *context, void *pointer) {
 static void *pool_realloc(void *context, void *pointer, size_t size) {
     if (pointer == NULL) return pool_malloc(context, size);
     unsigned size_class = pool_class_of(pointer);
+    if (size_class == 0 && size > POOL_MAX && !pw_zero_freed_memory) return realloc(pointer, size);
     size_t old_size = size_class ? size_class * POOL_ALIGN : malloc_usable_size(pointer);
     if (size_class != 0 && size <= old_size && size > old_size / 2) return pointer;
-    if (size_class == 0 && size > POOL_MAX && !pw_zero_freed_memory) return realloc(pointer, size);
     void *moved = pool_malloc(context, size);
     if (moved == NULL) return NULL;
     memcpy(moved, pointer, old_size < size ? old_size : size);
