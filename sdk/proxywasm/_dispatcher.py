@@ -277,6 +277,9 @@ VM's root costs a lookup."""
 class Dispatcher:
     """Receives every ABI callback of one VM and routes it to plugin objects."""
 
+    __slots__ = ("epoch", "effective_context_id", "__dict__")
+    # Slots: the shim's header fast path writes these two on every request.
+
     idle_callbacks: frozenset[str] = frozenset()
     """Callbacks the registered plugins do not need (see docs/abi-seam.md): the shim
     answers them with their default without entering Python. Kept up to date as roots
@@ -303,6 +306,10 @@ class Dispatcher:
         self.stream_tables = (self._http_contexts, self._contexts)
         """Read by the shim (docs/abi-seam.md): it drops a finished stream from these
         itself, as the first lines of `on_delete` do, without entering Python."""
+        self.header_fast_path: list[tuple[Any, ...] | None] = [None]
+        """Read by the shim (docs/abi-seam.md): while one root serves every stream
+        through the default factory, what the shim needs to run the per-request part
+        of `on_request_headers` / `on_response_headers` itself (`_header_fast_path`)."""
         self._sole_root: RootContext | None = None
         self._held_ever = False
         """Whether an ``async`` callback ever held a stream (see `_update_idle`)."""
@@ -428,7 +435,25 @@ class Dispatcher:
             self._sole_root = next(iter(roots))
         elif self._sole_root is not None and self._sole_root._deleted:
             self._sole_root = None
+        self.header_fast_path[0] = self._header_fast_path(idle)
         self._publish_idle(idle)
+
+    def _header_fast_path(self, idle: frozenset[str]) -> tuple[Any, ...] | None:
+        """The shim's fast path for header callbacks, valid while `idle` is published.
+
+        It exists while stream context creations are not forwarded (one root) and the
+        root uses the default `new_http_context`; the shim then does what
+        `on_request_headers` / `on_response_headers` and the inlined part of
+        `_create_http` do, and calls back into this dispatcher for everything else.
+        The layout is the shim's (callbacks.c, docs/abi-seam.md).
+        """
+        root = self._sole_root
+        if "on_context_create" not in idle or root is None or type(root).new_http_context is not _DEFAULT_NEW_HTTP:
+            return None
+        cls = root.http_context or HttpContext
+        plain = cls.__init__ is _OBJECT_INIT and cls.__new__ is _new_object
+        return (root, cls, plain, HostHeaders, _REQUEST_HEADERS, _RESPONSE_HEADERS, _NOT_HELD, self._pending,
+                _current_vm, self._vm_key, _REQUEST, _RESPONSE)
 
     def expect_registered_roots(self) -> None:
         """Publish the idle callbacks for one root per registered plugin, before any exists.

@@ -336,6 +336,23 @@ class HostHeaders(Headers):
         self.replace_all(merged.items_bytes())
 
 
+def _install_c_methods() -> None:
+    """Swap in the shim's C versions of the per-request methods, when the seam has them.
+
+    In a built module, ``get``, ``in``, ``set`` / ``[]=``, ``add`` and ``remove`` then
+    cost one hostcall and no Python frame; the C code calls the methods above for
+    everything but the plain case, so behaviour does not change (docs/abi-seam.md). The
+    emulator's native mode has no C versions and runs the methods above.
+    """
+    methods = getattr(_abi, "header_map_methods", None)
+    if methods is not None:
+        for name, method in methods(HostHeaders).items():
+            setattr(HostHeaders, name, method)
+
+
+_install_c_methods()
+
+
 def _pairs_of(headers: HeadersLike) -> Iterable[tuple[str | bytes, str | bytes]]:
     if isinstance(headers, Headers):
         return headers.items_bytes()

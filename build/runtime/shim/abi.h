@@ -78,5 +78,22 @@ extern unsigned char pw_dispatch_idle[];
 /* The dispatcher's optional `stream_tables`: (HTTP contexts by id, all contexts by id),
  * both dicts, or NULL. Lets proxy_on_delete drop a finished stream without Python. */
 extern PyObject *pw_http_contexts, *pw_all_contexts;
+/* The dispatcher itself, and its optional `header_fast_path`: a one-item list holding
+ * None or the tuple that lets the shim run HTTP header callbacks without the
+ * dispatcher's Python frame (callbacks.c). */
+extern PyObject *pw_dispatcher, *pw_header_fast_path;
+
+/* Parse a bytes or str (UTF-8, surrogateescape) argument; `*keep` receives a reference
+ * to hold while `*data` is used (or NULL). 0 with an exception on error. */
+int pw_arg_buf(PyObject *obj, const char **data, Py_ssize_t *size, PyObject **keep);
+
+/* fast_methods.c: the offset of object slot `name` in `type` (0 when it has none), a
+ * call of function(self, *args) for vectorcall arguments, and the seam functions that
+ * hand out C versions of SDK methods. */
+Py_ssize_t pw_slot_offset(PyTypeObject *type, const char *name);
+PyObject *pw_call_with_self(PyObject *function, PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                            PyObject *kwnames);
+PyObject *pw_header_map_methods(PyObject *module, PyObject *cls);
+PyObject *pw_counter_methods(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 
 #endif

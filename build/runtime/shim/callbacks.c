@@ -11,6 +11,8 @@
 
 #include <stdlib.h>
 
+#include "structmember.h"
+
 enum callback {
     CB_CONTEXT_CREATE, CB_VM_START, CB_CONFIGURE, CB_TICK, CB_QUEUE_READY, CB_FOREIGN_FUNCTION,
     CB_NEW_CONNECTION, CB_DOWNSTREAM_DATA, CB_UPSTREAM_DATA, CB_DOWNSTREAM_CLOSE, CB_UPSTREAM_CLOSE,
@@ -20,6 +22,27 @@ enum callback {
 };
 
 enum { ACTION_CONTINUE = 0 };
+
+/* The callback's result as the ABI wants it, consuming `result`: None counts as
+ * `fallback`, booleans as 0/1; a value that is not an integer is logged and gives
+ * `fallback`. */
+static uint32_t result_value(enum callback which, PyObject *result, uint32_t fallback) {
+    uint32_t value = fallback;
+    if (result != Py_None) {
+        if (PyBool_Check(result)) {
+            value = result == Py_True;
+        } else {
+            unsigned long number = PyLong_AsUnsignedLong(result);
+            if (number == (unsigned long)-1 && PyErr_Occurred()) {
+                pw_log_python_error(pw_dispatch_names[which]);
+            } else {
+                value = (uint32_t)number;
+            }
+        }
+    }
+    Py_DECREF(result);
+    return value;
+}
 
 /* Call dispatcher method `which` with `count` unsigned arguments. Returns the integer
  * value of its result (None counts as `fallback`), or `fallback` on any error. */
@@ -44,26 +67,236 @@ static uint32_t dispatch(enum callback which, uint32_t fallback, size_t count, u
         pw_log_python_error(pw_dispatch_names[which]);
         return fallback;
     }
-    uint32_t value = fallback;
-    if (result != Py_None) {
-        if (PyBool_Check(result)) {
-            value = result == Py_True;
-        } else {
-            unsigned long number = PyLong_AsUnsignedLong(result);
-            if (number == (unsigned long)-1 && PyErr_Occurred()) {
-                pw_log_python_error(pw_dispatch_names[which]);
-            } else {
-                value = (uint32_t)number;
-            }
-        }
-    }
-    Py_DECREF(result);
-    return value;
+    return result_value(which, result, fallback);
 }
 
 #define CALL0(which, fallback, a) dispatch(which, fallback, 1, a, 0, 0, 0, 0)
 #define CALL2(which, fallback, a, b) dispatch(which, fallback, 2, a, b, 0, 0, 0)
 #define CALL3(which, fallback, a, b, c) dispatch(which, fallback, 3, a, b, c, 0, 0)
+
+
+/* --- HTTP header callbacks without the dispatcher's Python frame -----------------
+ *
+ * The dispatcher's `header_fast_path` (see docs/abi-seam.md) holds, while one root
+ * serves every stream through the default context factory, what the shim needs to do
+ * the per-request part of `on_request_headers` / `on_response_headers` itself: enter
+ * the callback, find or create the stream's context and header map, and call the
+ * plugin's method. Everything else (a held stream, a result that is not an action, an
+ * exception, a class with its own `__init__` or `__new__`) goes to the dispatcher's
+ * Python methods, which have the same behaviour. */
+
+enum {
+    FAST_ROOT, FAST_CLASS, FAST_PLAIN, FAST_HEADERS_CLASS, FAST_REQUEST_MAP, FAST_RESPONSE_MAP, FAST_NOT_HELD,
+    FAST_PENDING, FAST_CURRENT_VM, FAST_VM_KEY, FAST_REQUEST_STREAM, FAST_RESPONSE_STREAM, FAST_SIZE
+};
+
+static PyObject *interned(const char *text) {
+    PyObject *name = PyUnicode_InternFromString(text);
+    if (name == NULL) PyErr_Clear();
+    return name;
+}
+
+static struct {
+    PyObject *id, *root, *dispatcher, *held, *request_headers, *response_headers, *response_started, *map_type,
+        *context_id, *header_epoch, *epoch, *effective_context_id, *on_request_headers, *on_response_headers, *failed, *action,
+        *create_http, *empty, *one, *minus_one;
+} names;
+
+static int names_ready(void) {
+    if (names.empty != NULL) return 1;
+    if ((names.id = interned("id")) == NULL || (names.root = interned("root")) == NULL ||
+        (names.dispatcher = interned("_dispatcher")) == NULL || (names.held = interned("_held")) == NULL ||
+        (names.request_headers = interned("_request_headers")) == NULL ||
+        (names.response_headers = interned("_response_headers")) == NULL ||
+        (names.response_started = interned("_response_started")) == NULL ||
+        (names.map_type = interned("_map_type")) == NULL || (names.context_id = interned("_context_id")) == NULL ||
+        (names.header_epoch = interned("_epoch")) == NULL || (names.epoch = interned("epoch")) == NULL ||
+        (names.effective_context_id = interned("effective_context_id")) == NULL ||
+        (names.on_request_headers = interned("on_request_headers")) == NULL ||
+        (names.on_response_headers = interned("on_response_headers")) == NULL ||
+        (names.failed = interned("_failed")) == NULL || (names.action = interned("_action")) == NULL ||
+        (names.create_http = interned("_create_http")) == NULL)
+        return 0;
+    if ((names.one = PyLong_FromLong(1)) == NULL || (names.minus_one = PyLong_FromLong(-1)) == NULL ||
+        (names.empty = PyTuple_New(0)) == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    return 1;
+}
+
+/* Objects the fast path writes often keep those attributes in __slots__ (HostHeaders,
+ * the dispatcher's epoch and effective context): it stores them at their offset, found
+ * once per type, instead of through the generic attribute protocol. */
+static Py_ssize_t slot_offset(PyTypeObject *type, PyObject *name) {
+    PyObject *descr = _PyType_Lookup(type, name); /* borrowed; never raises */
+    if (descr == NULL || !Py_IS_TYPE(descr, &PyMemberDescr_Type)) return 0;
+    PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
+    return member->type == T_OBJECT_EX && !(member->flags & READONLY) ? member->offset : 0;
+}
+
+static int store(PyObject *object, Py_ssize_t offset, PyObject *name, PyObject *value) {
+    if (offset == 0) return PyObject_SetAttr(object, name, value);
+    PyObject **slot = (PyObject **)((char *)object + offset);
+    Py_XSETREF(*slot, Py_NewRef(value));
+    return 0;
+}
+
+static struct {
+    PyTypeObject *headers_type, *dispatcher_type;
+    Py_ssize_t map_type, dispatcher, context_id, header_epoch, epoch, effective_context_id;
+} slots;
+
+static void find_slots(PyTypeObject *headers_type) {
+    if (slots.headers_type != headers_type) {
+        slots.map_type = slot_offset(headers_type, names.map_type);
+        slots.dispatcher = slot_offset(headers_type, names.dispatcher);
+        slots.context_id = slot_offset(headers_type, names.context_id);
+        slots.header_epoch = slot_offset(headers_type, names.header_epoch);
+        slots.headers_type = headers_type;
+    }
+    if (slots.dispatcher_type != Py_TYPE(pw_dispatcher)) {
+        slots.epoch = slot_offset(Py_TYPE(pw_dispatcher), names.epoch);
+        slots.effective_context_id = slot_offset(Py_TYPE(pw_dispatcher), names.effective_context_id);
+        slots.dispatcher_type = Py_TYPE(pw_dispatcher);
+    }
+}
+
+/* The dispatcher's `_enter`: a new epoch, the effective context, the current VM. */
+static int enter_callback(PyObject *fast, PyObject *key) {
+    PyObject *epoch = slots.epoch ? Py_XNewRef(*(PyObject **)((char *)pw_dispatcher + slots.epoch))
+                                  : PyObject_GetAttr(pw_dispatcher, names.epoch);
+    if (epoch == NULL) return -1;
+    PyObject *next = PyNumber_Add(epoch, names.one);
+    Py_DECREF(epoch);
+    if (next == NULL) return -1;
+    int failed = store(pw_dispatcher, slots.epoch, names.epoch, next);
+    Py_DECREF(next);
+    if (failed || store(pw_dispatcher, slots.effective_context_id, names.effective_context_id, key) < 0) return -1;
+    PyObject *current_vm = PyTuple_GET_ITEM(fast, FAST_CURRENT_VM);
+    if (!PyList_Check(current_vm) || PyList_GET_SIZE(current_vm) < 1) return -1;
+    return PyList_SetItem(current_vm, 0, Py_NewRef(PyTuple_GET_ITEM(fast, FAST_VM_KEY)));
+}
+
+/* A host-bound header map (the SDK's HostHeaders) for `map_type` of this context. */
+static PyObject *new_header_map(PyObject *fast, PyObject *map_type, PyObject *key) {
+    PyTypeObject *type = (PyTypeObject *)PyTuple_GET_ITEM(fast, FAST_HEADERS_CLASS);
+    PyObject *headers = PyBaseObject_Type.tp_new(type, names.empty, NULL);
+    if (headers == NULL) return NULL;
+    if (store(headers, slots.map_type, names.map_type, map_type) < 0 ||
+        store(headers, slots.dispatcher, names.dispatcher, pw_dispatcher) < 0 ||
+        store(headers, slots.context_id, names.context_id, key) < 0 ||
+        store(headers, slots.header_epoch, names.header_epoch, names.minus_one) < 0) {
+        Py_DECREF(headers);
+        return NULL;
+    }
+    return headers;
+}
+
+/* The dispatcher's `_create_http` for a class without `__init__` / `__new__` of its own.
+ * `_held` and `_response_headers` keep their class defaults (not held, None). */
+static PyObject *new_stream(PyObject *fast, PyObject *key) {
+    PyTypeObject *cls = (PyTypeObject *)PyTuple_GET_ITEM(fast, FAST_CLASS);
+    PyObject *context = cls->tp_new(cls, names.empty, NULL);
+    if (context == NULL) return NULL;
+    PyObject *headers = new_header_map(fast, PyTuple_GET_ITEM(fast, FAST_REQUEST_MAP), key);
+    if (headers == NULL || PyObject_SetAttr(context, names.id, key) < 0 ||
+        PyObject_SetAttr(context, names.root, PyTuple_GET_ITEM(fast, FAST_ROOT)) < 0 ||
+        PyObject_SetAttr(context, names.dispatcher, pw_dispatcher) < 0 ||
+        PyObject_SetAttr(context, names.request_headers, headers) < 0 ||
+        PyDict_SetItem(pw_all_contexts, key, context) < 0 || PyDict_SetItem(pw_http_contexts, key, context) < 0) {
+        Py_XDECREF(headers);
+        Py_DECREF(context);
+        return NULL;
+    }
+    Py_DECREF(headers);
+    return context;
+}
+
+/* The stream context for `key`, created when new; a new reference. NULL with an
+ * exception on error, NULL without one when the dispatcher must decide. */
+static PyObject *stream_context(PyObject *fast, PyObject *key) {
+    PyObject *context = PyDict_GetItemWithError(pw_http_contexts, key);
+    if (context != NULL) return Py_NewRef(context);
+    if (PyErr_Occurred()) return NULL;
+    PyObject *pending = PyTuple_GET_ITEM(fast, FAST_PENDING);
+    if (!PyDict_Check(pending) || PyDict_GET_SIZE(pending) != 0) return NULL;
+    if (PyTuple_GET_ITEM(fast, FAST_PLAIN) == Py_True) return new_stream(fast, key);
+    return PyObject_CallMethodOneArg(pw_dispatcher, names.create_http, key); /* runs the class's __init__ */
+}
+
+/* 1 when the callback was handled (its action in *action), 0 for the dispatcher. */
+static int header_callback_fast(int response, uint32_t context_id, uint32_t end_of_stream, uint32_t *action) {
+    enum callback which = response ? CB_RESPONSE_HEADERS : CB_REQUEST_HEADERS;
+    if (pw_header_fast_path == NULL || pw_dispatch_idle[which]) return 0;
+    PyObject *fast = PyList_GET_ITEM(pw_header_fast_path, 0);
+    if (!PyTuple_Check(fast) || PyTuple_GET_SIZE(fast) != FAST_SIZE || pw_http_contexts == NULL ||
+        pw_all_contexts == NULL || !names_ready())
+        return 0;
+    PyObject *key = PyLong_FromUnsignedLong(context_id);
+    if (key == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    Py_INCREF(fast); /* plugin code may replace the list's item meanwhile */
+    find_slots((PyTypeObject *)PyTuple_GET_ITEM(fast, FAST_HEADERS_CLASS));
+    PyObject *context = NULL, *headers = NULL, *result = NULL;
+    int handled = 0;
+    if (enter_callback(fast, key) < 0) goto done;
+    context = stream_context(fast, key);
+    if (context == NULL) {
+        handled = PyErr_Occurred() != NULL; /* raised while creating it: logged below */
+        goto done;
+    }
+    if (response && PyObject_SetAttr(context, names.response_started, Py_True) < 0) goto done;
+    PyObject *held = PyObject_GetAttr(context, names.held);
+    if (held == NULL) goto done;
+    Py_DECREF(held);
+    if (held != PyTuple_GET_ITEM(fast, FAST_NOT_HELD)) goto done; /* an async callback holds the stream */
+    headers = PyObject_GetAttr(context, response ? names.response_headers : names.request_headers);
+    if (headers == NULL) goto done;
+    if (headers == Py_None) {
+        Py_DECREF(headers);
+        headers = NULL;
+        if (!response) goto done; /* the dispatcher makes it (request_headers property) */
+        headers = new_header_map(fast, PyTuple_GET_ITEM(fast, FAST_RESPONSE_MAP), key);
+        if (headers == NULL || PyObject_SetAttr(context, names.response_headers, headers) < 0) goto done;
+    }
+    PyObject *args[3] = {context, headers, end_of_stream ? Py_True : Py_False};
+    PyObject *method = response ? names.on_response_headers : names.on_request_headers;
+    PyObject *stream = PyTuple_GET_ITEM(fast, response ? FAST_RESPONSE_STREAM : FAST_REQUEST_STREAM);
+    result = PyObject_VectorcallMethod(method, args, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    handled = 1;
+    if (result == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_Exception)) goto done; /* logged below, like a dispatcher error */
+        PyObject *type, *value, *traceback;
+        PyErr_Fetch(&type, &value, &traceback);
+        PyErr_NormalizeException(&type, &value, &traceback);
+        if (traceback != NULL) PyException_SetTraceback(value, traceback);
+        Py_XDECREF(type);
+        Py_XDECREF(traceback);
+        result = PyObject_CallMethodObjArgs(pw_dispatcher, names.failed, context, value, stream, method, NULL);
+        Py_XDECREF(value);
+    } else if (result != Py_None && !PyLong_Check(result)) { /* a coroutine, or a wrong value */
+        Py_SETREF(result, PyObject_CallMethodObjArgs(pw_dispatcher, names.action, context, result, stream, NULL));
+    }
+done:
+    Py_XDECREF(headers);
+    Py_XDECREF(context);
+    Py_DECREF(key);
+    Py_DECREF(fast);
+    if (!handled) {
+        PyErr_Clear(); /* the dispatcher's method decides */
+        return 0;
+    }
+    if (result == NULL) {
+        pw_log_python_error(pw_dispatch_names[which]);
+        *action = ACTION_CONTINUE;
+        return 1;
+    }
+    *action = result_value(which, result, ACTION_CONTINUE);
+    return 1;
+}
 
 PROXY_EXPORT(proxy_abi_version_0_2_1) void proxy_abi_version_0_2_1(void) {}
 
@@ -119,6 +352,8 @@ void proxy_on_upstream_connection_close(uint32_t context_id, uint32_t peer) {
 
 PROXY_EXPORT(proxy_on_request_headers)
 uint32_t proxy_on_request_headers(uint32_t context_id, uint32_t count, uint32_t end_of_stream) {
+    uint32_t action;
+    if (header_callback_fast(0, context_id, end_of_stream, &action)) return action;
     return CALL3(CB_REQUEST_HEADERS, ACTION_CONTINUE, context_id, count, end_of_stream);
 }
 
@@ -133,6 +368,8 @@ PROXY_EXPORT(proxy_on_request_trailers) uint32_t proxy_on_request_trailers(uint3
 
 PROXY_EXPORT(proxy_on_response_headers)
 uint32_t proxy_on_response_headers(uint32_t context_id, uint32_t count, uint32_t end_of_stream) {
+    uint32_t action;
+    if (header_callback_fast(1, context_id, end_of_stream, &action)) return action;
     return CALL3(CB_RESPONSE_HEADERS, ACTION_CONTINUE, context_id, count, end_of_stream);
 }
 

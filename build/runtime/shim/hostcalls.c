@@ -66,7 +66,7 @@ static int arg_u32(PyObject *obj, unsigned int *out) {
 }
 
 /* `*keep` receives a new reference to hold while `*data` is in use (or NULL). */
-static int arg_buf(PyObject *obj, const char **data, Py_ssize_t *size, PyObject **keep) {
+int pw_arg_buf(PyObject *obj, const char **data, Py_ssize_t *size, PyObject **keep) {
     *keep = NULL;
     if (PyBytes_CheckExact(obj)) {
         *data = PyBytes_AS_STRING(obj);
@@ -93,7 +93,7 @@ static PyObject *pw_log(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     const char *message;
     Py_ssize_t size;
     PyObject *keep;
-    if (!check_nargs(nargs, 2, "log") || !arg_u32(args[0], &level) || !arg_buf(args[1], &message, &size, &keep))
+    if (!check_nargs(nargs, 2, "log") || !arg_u32(args[0], &level) || !pw_arg_buf(args[1], &message, &size, &keep))
         return NULL;
     proxy_status_t status = proxy_log(level, message, (size_t)size);
     Py_XDECREF(keep);
@@ -252,7 +252,7 @@ static int header_value_call(PyObject *const *args, Py_ssize_t nargs, const char
     const char *key;
     Py_ssize_t key_size;
     PyObject *keep;
-    if (!check_nargs(nargs, 2, name) || !arg_u32(args[0], &type) || !arg_buf(args[1], &key, &key_size, &keep))
+    if (!check_nargs(nargs, 2, name) || !arg_u32(args[0], &type) || !pw_arg_buf(args[1], &key, &key_size, &keep))
         return -1;
     proxy_status_t status = proxy_get_header_map_value(type, key, (size_t)key_size, value, value_size);
     Py_XDECREF(keep);
@@ -293,9 +293,9 @@ static PyObject *pw_replace_header_map_value(PyObject *self, PyObject *const *ar
     Py_ssize_t key_size, value_size;
     PyObject *keep_key, *keep_value;
     if (!check_nargs(nargs, 3, "replace_header_map_value") || !arg_u32(args[0], &type) ||
-        !arg_buf(args[1], &key, &key_size, &keep_key))
+        !pw_arg_buf(args[1], &key, &key_size, &keep_key))
         return NULL;
-    if (!arg_buf(args[2], &value, &value_size, &keep_value)) {
+    if (!pw_arg_buf(args[2], &value, &value_size, &keep_value)) {
         Py_XDECREF(keep_key);
         return NULL;
     }
@@ -312,9 +312,9 @@ static PyObject *pw_add_header_map_value(PyObject *self, PyObject *const *args, 
     Py_ssize_t key_size, value_size;
     PyObject *keep_key, *keep_value;
     if (!check_nargs(nargs, 3, "add_header_map_value") || !arg_u32(args[0], &type) ||
-        !arg_buf(args[1], &key, &key_size, &keep_key))
+        !pw_arg_buf(args[1], &key, &key_size, &keep_key))
         return NULL;
-    if (!arg_buf(args[2], &value, &value_size, &keep_value)) {
+    if (!pw_arg_buf(args[2], &value, &value_size, &keep_value)) {
         Py_XDECREF(keep_key);
         return NULL;
     }
@@ -331,7 +331,7 @@ static PyObject *pw_remove_header_map_value(PyObject *self, PyObject *const *arg
     Py_ssize_t key_size;
     PyObject *keep;
     if (!check_nargs(nargs, 2, "remove_header_map_value") || !arg_u32(args[0], &type) ||
-        !arg_buf(args[1], &key, &key_size, &keep))
+        !pw_arg_buf(args[1], &key, &key_size, &keep))
         return NULL;
     proxy_status_t status = proxy_remove_header_map_value(type, key, (size_t)key_size);
     Py_XDECREF(keep);
@@ -585,11 +585,16 @@ PyObject *pw_dispatch_methods[sizeof(pw_dispatch_names) / sizeof(pw_dispatch_nam
 
 unsigned char pw_dispatch_idle[sizeof(pw_dispatch_names) / sizeof(pw_dispatch_names[0])];
 
-PyObject *pw_http_contexts, *pw_all_contexts;
+PyObject *pw_http_contexts, *pw_all_contexts, *pw_dispatcher, *pw_header_fast_path;
 
-/* Keep the dispatcher's optional `stream_tables` (two dicts) for proxy_on_delete. */
+/* Keep the dispatcher, its optional `stream_tables` (two dicts, for proxy_on_delete)
+ * and `header_fast_path` (a one-item list, for the header callbacks). */
 static int set_stream_tables(PyObject *dispatcher) {
-    PyObject *tables = NULL;
+    PyObject *tables = NULL, *fast = NULL;
+    if (PyObject_GetOptionalAttrString_compat(dispatcher, "header_fast_path", &fast) < 0) return -1;
+    if (fast != NULL && !(PyList_Check(fast) && PyList_GET_SIZE(fast) == 1)) Py_CLEAR(fast);
+    Py_XSETREF(pw_header_fast_path, fast);
+    Py_XSETREF(pw_dispatcher, Py_NewRef(dispatcher));
     if (PyObject_GetOptionalAttrString_compat(dispatcher, "stream_tables", &tables) < 0) return -1;
     PyObject *http = NULL, *all = NULL;
     if (tables != NULL && PyTuple_Check(tables) && PyTuple_GET_SIZE(tables) == 2 &&
@@ -682,6 +687,10 @@ static PyMethodDef hostcall_methods[] = {
     {"done", pw_done, METH_NOARGS, "proxy_done()"},
     {"call_foreign_function", pw_call_foreign_function, METH_VARARGS, "proxy_call_foreign_function(name, args) -> results"},
     {"set_dispatcher", pw_set_dispatcher, METH_O, "Route every proxy_on_* callback to the methods of this object."},
+    {"header_map_methods", pw_header_map_methods, METH_O,
+     "C versions of the SDK's HostHeaders get/__contains__/set/__setitem__/add/remove: {name: method}."},
+    {"counter_methods", (PyCFunction)(void (*)(void))pw_counter_methods, METH_FASTCALL,
+     "C versions of the SDK's Counter inc/with_tags: {name: method}."},
     {NULL, NULL, 0, NULL},
 };
 
