@@ -33,7 +33,13 @@ BytesLike = Union[bytes, bytearray, memoryview, str]
 
 
 def _b(value: BytesLike) -> bytes:
-    return value.encode("utf-8", "surrogateescape") if isinstance(value, str) else bytes(value)
+    """A bytes or str argument as the shim takes it; anything else is a TypeError there,
+    so here too (``bytes(5)`` would quietly give five NUL bytes)."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogateescape")
+    if isinstance(value, int):
+        raise TypeError(f"a bytes-like object or str is required, not {type(value).__name__!r}")
+    return bytes(value)
 
 
 def _err(status: Status, hostcall: str) -> HostcallError:
