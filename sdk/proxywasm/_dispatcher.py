@@ -453,7 +453,7 @@ class Dispatcher:
         cls = root.http_context or HttpContext
         plain = cls.__init__ is _OBJECT_INIT and cls.__new__ is _new_object
         return (root, cls, plain, HostHeaders, _REQUEST_HEADERS, _RESPONSE_HEADERS, _NOT_HELD, self._pending,
-                _current_vm, self._vm_key, _REQUEST, _RESPONSE)
+                _current_vm, self._vm_key, _REQUEST, _RESPONSE, not self._held_ever)
 
     def expect_registered_roots(self) -> None:
         """Publish the idle callbacks for one root per registered plugin, before any exists.

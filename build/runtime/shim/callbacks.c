@@ -75,6 +75,20 @@ static uint32_t dispatch(enum callback which, uint32_t fallback, size_t count, u
 #define CALL3(which, fallback, a, b, c) dispatch(which, fallback, 3, a, b, c, 0, 0)
 
 
+/* The int object for a context id; a new reference. A stream's callbacks (headers,
+ * log, done, delete) each need it as a dict key, and ids past 256 are not among
+ * CPython's cached small ints: recent ones are kept here, so a stream's callbacks share
+ * one object instead of allocating one each. */
+static PyObject *context_key(uint32_t context_id) {
+    enum { KEPT = 64 };
+    static PyObject *kept[KEPT];
+    PyObject **entry = &kept[context_id % KEPT];
+    if (*entry != NULL && PyLong_AsUnsignedLong(*entry) == context_id) return Py_NewRef(*entry);
+    PyObject *key = PyLong_FromUnsignedLong(context_id);
+    if (key != NULL) Py_XSETREF(*entry, Py_NewRef(key));
+    return key;
+}
+
 /* --- HTTP header callbacks without the dispatcher's Python frame -----------------
  *
  * The dispatcher's `header_fast_path` (see docs/abi-seam.md) holds, while one root
@@ -87,7 +101,7 @@ static uint32_t dispatch(enum callback which, uint32_t fallback, size_t count, u
 
 enum {
     FAST_ROOT, FAST_CLASS, FAST_PLAIN, FAST_HEADERS_CLASS, FAST_REQUEST_MAP, FAST_RESPONSE_MAP, FAST_NOT_HELD,
-    FAST_PENDING, FAST_CURRENT_VM, FAST_VM_KEY, FAST_REQUEST_STREAM, FAST_RESPONSE_STREAM, FAST_SIZE
+    FAST_PENDING, FAST_CURRENT_VM, FAST_VM_KEY, FAST_REQUEST_STREAM, FAST_RESPONSE_STREAM, FAST_NEVER_HELD, FAST_SIZE
 };
 
 static PyObject *interned(const char *text) {
@@ -194,8 +208,9 @@ static PyObject *new_header_map(PyObject *fast, PyObject *map_type, PyObject *ke
 }
 
 /* The dispatcher's `_create_http` for a class without `__init__` / `__new__` of its own.
- * `_held` and `_response_headers` keep their class defaults (not held, None). */
-static PyObject *new_stream(PyObject *fast, PyObject *key) {
+ * `_held` and `_response_headers` keep their class defaults (not held, None). The new
+ * request header map goes to *request_headers (a new reference). */
+static PyObject *new_stream(PyObject *fast, PyObject *key, PyObject **request_headers) {
     PyTypeObject *cls = (PyTypeObject *)PyTuple_GET_ITEM(fast, FAST_CLASS);
     PyObject *context = cls->tp_new(cls, names.empty, NULL);
     if (context == NULL) return NULL;
@@ -209,19 +224,20 @@ static PyObject *new_stream(PyObject *fast, PyObject *key) {
         Py_DECREF(context);
         return NULL;
     }
-    Py_DECREF(headers);
+    *request_headers = headers;
     return context;
 }
 
 /* The stream context for `key`, created when new; a new reference. NULL with an
- * exception on error, NULL without one when the dispatcher must decide. */
-static PyObject *stream_context(PyObject *fast, PyObject *key) {
+ * exception on error, NULL without one when the dispatcher must decide. When the shim
+ * created it, *request_headers receives its request header map. */
+static PyObject *stream_context(PyObject *fast, PyObject *key, PyObject **request_headers) {
     PyObject *context = PyDict_GetItemWithError(pw_http_contexts, key);
     if (context != NULL) return Py_NewRef(context);
     if (PyErr_Occurred()) return NULL;
     PyObject *pending = PyTuple_GET_ITEM(fast, FAST_PENDING);
     if (!PyDict_Check(pending) || PyDict_GET_SIZE(pending) != 0) return NULL;
-    if (PyTuple_GET_ITEM(fast, FAST_PLAIN) == Py_True) return new_stream(fast, key);
+    if (PyTuple_GET_ITEM(fast, FAST_PLAIN) == Py_True) return new_stream(fast, key, request_headers);
     return PyObject_CallMethodOneArg(pw_dispatcher, names.create_http, key); /* runs the class's __init__ */
 }
 
@@ -233,7 +249,7 @@ static int header_callback_fast(int response, uint32_t context_id, uint32_t end_
     if (!PyTuple_Check(fast) || PyTuple_GET_SIZE(fast) != FAST_SIZE || pw_http_contexts == NULL ||
         pw_all_contexts == NULL || !names_ready())
         return 0;
-    PyObject *key = PyLong_FromUnsignedLong(context_id);
+    PyObject *key = context_key(context_id);
     if (key == NULL) {
         PyErr_Clear();
         return 0;
@@ -243,17 +259,20 @@ static int header_callback_fast(int response, uint32_t context_id, uint32_t end_
     PyObject *context = NULL, *headers = NULL, *result = NULL;
     int handled = 0;
     if (enter_callback(fast, key) < 0) goto done;
-    context = stream_context(fast, key);
+    context = stream_context(fast, key, &headers);
     if (context == NULL) {
         handled = PyErr_Occurred() != NULL; /* raised while creating it: logged below */
         goto done;
     }
     if (response && PyObject_SetAttr(context, names.response_started, Py_True) < 0) goto done;
-    PyObject *held = PyObject_GetAttr(context, names.held);
-    if (held == NULL) goto done;
-    Py_DECREF(held);
-    if (held != PyTuple_GET_ITEM(fast, FAST_NOT_HELD)) goto done; /* an async callback holds the stream */
-    headers = PyObject_GetAttr(context, response ? names.response_headers : names.request_headers);
+    if (PyTuple_GET_ITEM(fast, FAST_NEVER_HELD) != Py_True) { /* some async callback held a stream */
+        PyObject *held = PyObject_GetAttr(context, names.held);
+        if (held == NULL) goto done;
+        Py_DECREF(held);
+        if (held != PyTuple_GET_ITEM(fast, FAST_NOT_HELD)) goto done; /* this stream is held */
+    }
+    if (response) Py_CLEAR(headers); /* only a request finds a new stream */
+    if (headers == NULL) headers = PyObject_GetAttr(context, response ? names.response_headers : names.request_headers);
     if (headers == NULL) goto done;
     if (headers == Py_None) {
         Py_DECREF(headers);
@@ -398,7 +417,7 @@ static int delete_finished_stream(uint32_t context_id) {
     if (pw_http_contexts == NULL || pw_all_contexts == NULL) return 0;
     if (tasks_name == NULL && (tasks_name = PyUnicode_InternFromString("_tasks")) == NULL) return 0;
     if (deleted_name == NULL && (deleted_name = PyUnicode_InternFromString("_deleted")) == NULL) return 0;
-    PyObject *key = PyLong_FromUnsignedLong(context_id);
+    PyObject *key = context_key(context_id);
     if (key == NULL) return 0;
     PyObject *stream = PyDict_GetItemWithError(pw_http_contexts, key); /* borrowed */
     int done = 0;
