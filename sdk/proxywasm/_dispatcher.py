@@ -23,7 +23,7 @@ from . import _hostcalls
 from ._body import Body
 from ._callouts import GrpcResponse, GrpcStream, HttpResponse
 from ._codec import deserialize_header_map_bytes, to_str
-from ._context import Context, HttpContext, RootContext, TcpContext, packaged_config
+from ._context import NOT_HELD, Context, HttpContext, RootContext, TcpContext, packaged_config
 from ._errors import (
     BadArgument,
     ConfigError,
@@ -52,7 +52,7 @@ _DEFAULT_NEW_HTTP = RootContext.new_http_context
 _DEFAULT_NEW_TCP = RootContext.new_tcp_context
 _OBJECT_INIT = object.__init__
 _new_object = object.__new__
-_NOT_HELD = HttpContext._held
+_NOT_HELD = NOT_HELD
 _BODY_CALLBACKS = {"on_request_body": "buffer_request_body", "on_response_body": "buffer_response_body"}
 """Body callbacks and the flag that makes the SDK buffer them."""
 _REQUEST_HEADERS = MapType.HTTP_REQUEST_HEADERS
@@ -491,16 +491,20 @@ class Dispatcher:
         context: HttpContext | None = None
         try:
             if type(root).new_http_context is _DEFAULT_NEW_HTTP:
-                # The common case, inlined: it runs once per request. The attributes the
-                # hot path reads are set on the instance (cheaper to read than class
-                # defaults), and the request headers object is made here, without a call.
+                # The common case, inlined: it runs once per request (in a built module
+                # the shim does the same in C, callbacks.c). What `_bind` sets is written
+                # out, and the request headers object is made here, without a call.
                 cls = root.http_context or HttpContext
                 plain = cls.__init__ is _OBJECT_INIT
                 context = cls() if plain else cls.__new__(cls)  # cls(): no slot-wrapper call
-                context.id = context_id
+                context.id = context_id  # what _bind sets, written out
                 context.root = root
                 context._dispatcher = self
+                context._bound = True
+                context._deleted = False
+                context._tasks = None
                 context._held = _NOT_HELD
+                context._response_started = False
                 headers = _new_object(HostHeaders)
                 headers._map_type = _REQUEST_HEADERS
                 headers._dispatcher = self
@@ -519,7 +523,7 @@ class Dispatcher:
             context = None
         if context is None:
             context = self.instantiate(HttpContext, context_id, root)
-        elif not context._bound:
+        elif not getattr(context, "_bound", False):
             context._bind(context_id, root, self)
         self._contexts[context_id] = self._http_contexts[context_id] = context
         return context
@@ -534,7 +538,7 @@ class Dispatcher:
             context = None
         if context is None:
             context = self.instantiate(TcpContext, context_id, root)
-        elif not context._bound:
+        elif not getattr(context, "_bound", False):
             context._bind(context_id, root, self)
         self._contexts[context_id] = self._tcp_contexts[context_id] = context
         return context

@@ -2,10 +2,12 @@
 
 `Headers` is a plain in-memory map (build one for a callout or a local response).
 The maps that HTTP contexts expose (request/response headers and trailers) are bound
-to the host: a lookup by name asks the host for that header (one hostcall); the first
-whole-map read in a callback fetches every pair with ONE `get_header_map_pairs`
+to the host. The Python methods below ask the host for one header per lookup; the
+first whole-map read in a callback fetches every pair with ONE `get_header_map_pairs`
 hostcall and caches them until the callback returns; each write is one hostcall and
-updates the cache, so reads after writes see the writes.
+updates the cache, so reads after writes see the writes. In a built module the shim's
+C versions of the per-request methods replace some of them (`_install_c_methods`):
+their lookups read the whole map once per callback and search it in C.
 """
 
 from __future__ import annotations

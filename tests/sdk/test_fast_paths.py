@@ -193,3 +193,83 @@ def test_context_class_with_init_is_created_once_per_stream(emulator: Emulator, 
             numbers.append(stream.upstream_request.headers["x-number"])
             assert stream.upstream_request.headers["x-id-known"] == "True"
         assert numbers == ["1", "2", "3"], mode
+
+
+def test_counter_calls_the_host_only_with_defined_metrics(tmp_path: Path, built_plugin, monkeypatch) -> None:
+    from pwtool.emulator._hostcalls import Hostcalls
+
+    calls: list[tuple[int, str]] = []
+    original = Hostcalls.increment_metric
+
+    def recording(self, metric_id: int, offset: int) -> None:  # type: ignore[no-untyped-def]
+        try:
+            original(self, metric_id, offset)
+        except Exception as exc:
+            calls.append((metric_id, type(exc).__name__))
+            raise
+        calls.append((metric_id, "ok"))
+
+    monkeypatch.setattr(Hostcalls, "increment_metric", recording)
+    directory = plugin_dir(tmp_path, "fast_edges", EDGES)
+    with Emulator() as emulator:
+        plugin = load(emulator, directory, "wasm", built_plugin)
+        stream = plugin.http_stream()
+        stream.send_request_headers(REQUEST, end_of_stream=True)
+    # The first inc() of each counter defines it (in Python) before any increment.
+    assert calls and all(status == "ok" for _, status in calls), calls
+    assert len(calls) == 6
+
+
+LOOKUPS = '''
+import proxywasm
+from proxywasm import Action, HttpContext
+
+
+class Lookups(HttpContext):
+    def on_request_headers(self, headers, end_of_stream):
+        seen = [headers.get(":method"), "X-A" in headers, headers.get("absent", "-")]
+        headers["x-a"] = "changed"
+        seen += [headers.get("x-a"), "x-a" in headers]
+        headers["x-seen"] = ",".join(map(str, seen))
+        return Action.CONTINUE
+
+    def on_response_headers(self, headers, end_of_stream):
+        status, has_status = headers.get(":status"), ":status" in headers
+        headers["x-status"] = f"{status},{has_status}"
+        return Action.CONTINUE
+
+
+proxywasm.register(Lookups)
+'''
+
+
+@pytest.mark.parametrize("mode", ["native", "wasm"])
+def test_lookups_read_the_map_once_per_callback(tmp_path: Path, built_plugin, monkeypatch, mode: str) -> None:
+    from pwtool.emulator._hostcalls import Hostcalls
+
+    reads: list[str] = []
+    for name in ("get_header_map_pairs", "get_header_map_value"):
+        original = getattr(Hostcalls, name)
+
+        def recording(self, *args, _original=original, _name=name):  # type: ignore[no-untyped-def]
+            reads.append(_name)
+            return _original(self, *args)
+
+        monkeypatch.setattr(Hostcalls, name, recording)
+    directory = plugin_dir(tmp_path, "lookups", LOOKUPS)
+    with Emulator() as emulator:
+        plugin = load(emulator, directory, mode, built_plugin)
+        stream = plugin.http_stream()
+        stream.send_request_headers(REQUEST, end_of_stream=True)
+        request_reads, reads[:] = list(reads), []
+        stream.send_response_headers([(":status", "200")], end_of_stream=True)
+    assert stream.upstream_request.headers["x-seen"] == "GET,True,-,changed,True"
+    response = stream.downstream_response.headers
+    assert response["x-status"] == "200,True"
+    if mode == "wasm":
+        # One read of the whole map before the write and one after it; the response
+        # callback starts afresh and reads its map once.
+        assert request_reads == ["get_header_map_pairs", "get_header_map_pairs"]
+        assert reads == ["get_header_map_pairs"]
+    else:  # the SDK's Python methods ask for each header
+        assert set(request_reads + reads) == {"get_header_map_value"}

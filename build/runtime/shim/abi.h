@@ -87,10 +87,38 @@ extern PyObject *pw_dispatcher, *pw_header_fast_path;
  * to hold while `*data` is used (or NULL). 0 with an exception on error. */
 int pw_arg_buf(PyObject *obj, const char **data, Py_ssize_t *size, PyObject **keep);
 
+/* header_cache.c: header maps fetched whole once per callback (see there).
+ * pw_headers_changed: a new callback, or anything that may change the host's maps;
+ * pw_header_map_written: a write to map `type`. pw_header_map_pairs gives the map's
+ * serialized pairs (kept by the cache: do not free) or the host's status;
+ * pw_header_map_find: 1 found (*value points into the cache), 0 absent, -1 unknown
+ * (the map could not be read or parsed: ask the host for the one header instead). */
+void pw_headers_changed(void);
+void pw_header_map_written(uint32_t type);
+int pw_header_map_pairs(uint32_t type, const char **data, size_t *size);
+int pw_header_map_find(uint32_t type, const char *key, size_t key_size, const char **value, size_t *value_size);
+
 /* fast_methods.c: the offset of object slot `name` in `type` (0 when it has none), a
  * call of function(self, *args) for vectorcall arguments, and the seam functions that
  * hand out C versions of SDK methods. */
 Py_ssize_t pw_slot_offset(PyTypeObject *type, const char *name);
+
+/* An attribute kept in a slot at `offset` (found by pw_slot_offset), or through the
+ * attribute protocol under `name` when `offset` is 0. pw_load_slot gives a new
+ * reference (AttributeError when the slot is empty). */
+static inline PyObject *pw_load_slot(PyObject *object, Py_ssize_t offset, PyObject *name) {
+    if (offset == 0) return PyObject_GetAttr(object, name);
+    PyObject *value = *(PyObject **)((char *)object + offset);
+    if (value == NULL) PyErr_SetObject(PyExc_AttributeError, name);
+    return Py_XNewRef(value);
+}
+
+static inline int pw_store_slot(PyObject *object, Py_ssize_t offset, PyObject *name, PyObject *value) {
+    if (offset == 0) return PyObject_SetAttr(object, name, value);
+    PyObject **slot = (PyObject **)((char *)object + offset);
+    Py_XSETREF(*slot, Py_NewRef(value));
+    return 0;
+}
 PyObject *pw_call_with_self(PyObject *function, PyObject *self, PyObject *const *args, Py_ssize_t nargs,
                             PyObject *kwnames);
 PyObject *pw_header_map_methods(PyObject *module, PyObject *cls);

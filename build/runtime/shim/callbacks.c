@@ -49,6 +49,7 @@ static uint32_t result_value(enum callback which, PyObject *result, uint32_t fal
 static uint32_t dispatch(enum callback which, uint32_t fallback, size_t count, uint32_t a, uint32_t b, uint32_t c,
                          uint32_t d, uint32_t e) {
     if (which != CB_CONTEXT_CREATE && pw_dispatch_idle[which]) return fallback; /* not needed by the SDK */
+    pw_headers_changed(); /* header maps read in an earlier callback are stale */
     PyObject *method = pw_dispatch_methods[which];
     if (method == NULL) {
         pw_log_error("pwtool: no dispatcher registered; was `proxywasm` imported by the plugin?");
@@ -113,7 +114,7 @@ static PyObject *interned(const char *text) {
 static struct {
     PyObject *id, *root, *dispatcher, *held, *request_headers, *response_headers, *response_started, *map_type,
         *context_id, *header_epoch, *epoch, *effective_context_id, *on_request_headers, *on_response_headers, *failed, *action,
-        *create_http, *empty, *one, *minus_one;
+        *create_http, *bound, *deleted, *tasks, *empty, *one, *minus_one;
 } names;
 
 static int names_ready(void) {
@@ -129,7 +130,8 @@ static int names_ready(void) {
         (names.on_request_headers = interned("on_request_headers")) == NULL ||
         (names.on_response_headers = interned("on_response_headers")) == NULL ||
         (names.failed = interned("_failed")) == NULL || (names.action = interned("_action")) == NULL ||
-        (names.create_http = interned("_create_http")) == NULL)
+        (names.create_http = interned("_create_http")) == NULL || (names.bound = interned("_bound")) == NULL ||
+        (names.deleted = interned("_deleted")) == NULL || (names.tasks = interned("_tasks")) == NULL)
         return 0;
     if ((names.one = PyLong_FromLong(1)) == NULL || (names.minus_one = PyLong_FromLong(-1)) == NULL ||
         (names.empty = PyTuple_New(0)) == NULL) {
@@ -139,54 +141,65 @@ static int names_ready(void) {
     return 1;
 }
 
-/* Objects the fast path writes often keep those attributes in __slots__ (HostHeaders,
- * the dispatcher's epoch and effective context): it stores them at their offset, found
- * once per type, instead of through the generic attribute protocol. */
-static Py_ssize_t slot_offset(PyTypeObject *type, PyObject *name) {
-    PyObject *descr = _PyType_Lookup(type, name); /* borrowed; never raises */
-    if (descr == NULL || !Py_IS_TYPE(descr, &PyMemberDescr_Type)) return 0;
-    PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
-    return member->type == T_OBJECT_EX && !(member->flags & READONLY) ? member->offset : 0;
-}
-
-static int store(PyObject *object, Py_ssize_t offset, PyObject *name, PyObject *value) {
-    if (offset == 0) return PyObject_SetAttr(object, name, value);
-    PyObject **slot = (PyObject **)((char *)object + offset);
-    Py_XSETREF(*slot, Py_NewRef(value));
-    return 0;
-}
-
+/* Where the fast path finds the attributes it uses: HostHeaders, the dispatcher's
+ * epoch and effective context, and the stream context keep them in __slots__, read and
+ * written at offsets found once per type (pw_slot_offset; 0 falls back to the
+ * attribute protocol). */
 static struct {
     PyTypeObject *headers_type, *dispatcher_type;
     Py_ssize_t map_type, dispatcher, context_id, header_epoch, epoch, effective_context_id;
 } slots;
 
-static void find_slots(PyTypeObject *headers_type) {
+struct context_slots {
+    PyTypeObject *type;
+    Py_ssize_t id, root, dispatcher, bound, deleted, tasks, request_headers, response_headers, held, response_started;
+};
+
+static void find_context_slots(struct context_slots *found, PyTypeObject *type) {
+    if (found->type == type) return;
+    found->id = pw_slot_offset(type, "id");
+    found->root = pw_slot_offset(type, "root");
+    found->dispatcher = pw_slot_offset(type, "_dispatcher");
+    found->bound = pw_slot_offset(type, "_bound");
+    found->deleted = pw_slot_offset(type, "_deleted");
+    found->tasks = pw_slot_offset(type, "_tasks");
+    found->request_headers = pw_slot_offset(type, "_request_headers");
+    found->response_headers = pw_slot_offset(type, "_response_headers");
+    found->held = pw_slot_offset(type, "_held");
+    found->response_started = pw_slot_offset(type, "_response_started");
+    found->type = type;
+}
+
+static struct context_slots stream_slots; /* of the fast path's context class */
+static struct context_slots other_slots;  /* of another class (a context made by Python) */
+
+static void find_slots(PyObject *fast) {
+    PyTypeObject *headers_type = (PyTypeObject *)PyTuple_GET_ITEM(fast, FAST_HEADERS_CLASS);
     if (slots.headers_type != headers_type) {
-        slots.map_type = slot_offset(headers_type, names.map_type);
-        slots.dispatcher = slot_offset(headers_type, names.dispatcher);
-        slots.context_id = slot_offset(headers_type, names.context_id);
-        slots.header_epoch = slot_offset(headers_type, names.header_epoch);
+        slots.map_type = pw_slot_offset(headers_type, "_map_type");
+        slots.dispatcher = pw_slot_offset(headers_type, "_dispatcher");
+        slots.context_id = pw_slot_offset(headers_type, "_context_id");
+        slots.header_epoch = pw_slot_offset(headers_type, "_epoch");
         slots.headers_type = headers_type;
     }
     if (slots.dispatcher_type != Py_TYPE(pw_dispatcher)) {
-        slots.epoch = slot_offset(Py_TYPE(pw_dispatcher), names.epoch);
-        slots.effective_context_id = slot_offset(Py_TYPE(pw_dispatcher), names.effective_context_id);
+        slots.epoch = pw_slot_offset(Py_TYPE(pw_dispatcher), "epoch");
+        slots.effective_context_id = pw_slot_offset(Py_TYPE(pw_dispatcher), "effective_context_id");
         slots.dispatcher_type = Py_TYPE(pw_dispatcher);
     }
+    find_context_slots(&stream_slots, (PyTypeObject *)PyTuple_GET_ITEM(fast, FAST_CLASS));
 }
 
 /* The dispatcher's `_enter`: a new epoch, the effective context, the current VM. */
 static int enter_callback(PyObject *fast, PyObject *key) {
-    PyObject *epoch = slots.epoch ? Py_XNewRef(*(PyObject **)((char *)pw_dispatcher + slots.epoch))
-                                  : PyObject_GetAttr(pw_dispatcher, names.epoch);
+    PyObject *epoch = pw_load_slot(pw_dispatcher, slots.epoch, names.epoch);
     if (epoch == NULL) return -1;
     PyObject *next = PyNumber_Add(epoch, names.one);
     Py_DECREF(epoch);
     if (next == NULL) return -1;
-    int failed = store(pw_dispatcher, slots.epoch, names.epoch, next);
+    int failed = pw_store_slot(pw_dispatcher, slots.epoch, names.epoch, next);
     Py_DECREF(next);
-    if (failed || store(pw_dispatcher, slots.effective_context_id, names.effective_context_id, key) < 0) return -1;
+    if (failed || pw_store_slot(pw_dispatcher, slots.effective_context_id, names.effective_context_id, key) < 0) return -1;
     PyObject *current_vm = PyTuple_GET_ITEM(fast, FAST_CURRENT_VM);
     if (!PyList_Check(current_vm) || PyList_GET_SIZE(current_vm) < 1) return -1;
     return PyList_SetItem(current_vm, 0, Py_NewRef(PyTuple_GET_ITEM(fast, FAST_VM_KEY)));
@@ -197,28 +210,35 @@ static PyObject *new_header_map(PyObject *fast, PyObject *map_type, PyObject *ke
     PyTypeObject *type = (PyTypeObject *)PyTuple_GET_ITEM(fast, FAST_HEADERS_CLASS);
     PyObject *headers = PyBaseObject_Type.tp_new(type, names.empty, NULL);
     if (headers == NULL) return NULL;
-    if (store(headers, slots.map_type, names.map_type, map_type) < 0 ||
-        store(headers, slots.dispatcher, names.dispatcher, pw_dispatcher) < 0 ||
-        store(headers, slots.context_id, names.context_id, key) < 0 ||
-        store(headers, slots.header_epoch, names.header_epoch, names.minus_one) < 0) {
+    if (pw_store_slot(headers, slots.map_type, names.map_type, map_type) < 0 ||
+        pw_store_slot(headers, slots.dispatcher, names.dispatcher, pw_dispatcher) < 0 ||
+        pw_store_slot(headers, slots.context_id, names.context_id, key) < 0 ||
+        pw_store_slot(headers, slots.header_epoch, names.header_epoch, names.minus_one) < 0) {
         Py_DECREF(headers);
         return NULL;
     }
     return headers;
 }
 
-/* The dispatcher's `_create_http` for a class without `__init__` / `__new__` of its own.
- * `_held` and `_response_headers` keep their class defaults (not held, None). The new
- * request header map goes to *request_headers (a new reference). */
+/* The dispatcher's `_create_http` for a class without `__init__` / `__new__` of its own:
+ * what `_bind` sets, and a new request header map, which goes to *request_headers (a
+ * new reference). */
 static PyObject *new_stream(PyObject *fast, PyObject *key, PyObject **request_headers) {
     PyTypeObject *cls = (PyTypeObject *)PyTuple_GET_ITEM(fast, FAST_CLASS);
     PyObject *context = cls->tp_new(cls, names.empty, NULL);
     if (context == NULL) return NULL;
+    struct context_slots *at = &stream_slots;
     PyObject *headers = new_header_map(fast, PyTuple_GET_ITEM(fast, FAST_REQUEST_MAP), key);
-    if (headers == NULL || PyObject_SetAttr(context, names.id, key) < 0 ||
-        PyObject_SetAttr(context, names.root, PyTuple_GET_ITEM(fast, FAST_ROOT)) < 0 ||
-        PyObject_SetAttr(context, names.dispatcher, pw_dispatcher) < 0 ||
-        PyObject_SetAttr(context, names.request_headers, headers) < 0 ||
+    if (headers == NULL || pw_store_slot(context, at->id, names.id, key) < 0 ||
+        pw_store_slot(context, at->root, names.root, PyTuple_GET_ITEM(fast, FAST_ROOT)) < 0 ||
+        pw_store_slot(context, at->dispatcher, names.dispatcher, pw_dispatcher) < 0 ||
+        pw_store_slot(context, at->bound, names.bound, Py_True) < 0 ||
+        pw_store_slot(context, at->deleted, names.deleted, Py_False) < 0 ||
+        pw_store_slot(context, at->tasks, names.tasks, Py_None) < 0 ||
+        pw_store_slot(context, at->held, names.held, PyTuple_GET_ITEM(fast, FAST_NOT_HELD)) < 0 ||
+        pw_store_slot(context, at->response_started, names.response_started, Py_False) < 0 ||
+        pw_store_slot(context, at->request_headers, names.request_headers, headers) < 0 ||
+        pw_store_slot(context, at->response_headers, names.response_headers, Py_None) < 0 ||
         PyDict_SetItem(pw_all_contexts, key, context) < 0 || PyDict_SetItem(pw_http_contexts, key, context) < 0) {
         Py_XDECREF(headers);
         Py_DECREF(context);
@@ -254,8 +274,9 @@ static int header_callback_fast(int response, uint32_t context_id, uint32_t end_
         PyErr_Clear();
         return 0;
     }
+    pw_headers_changed();
     Py_INCREF(fast); /* plugin code may replace the list's item meanwhile */
-    find_slots((PyTypeObject *)PyTuple_GET_ITEM(fast, FAST_HEADERS_CLASS));
+    find_slots(fast);
     PyObject *context = NULL, *headers = NULL, *result = NULL;
     int handled = 0;
     if (enter_callback(fast, key) < 0) goto done;
@@ -264,22 +285,27 @@ static int header_callback_fast(int response, uint32_t context_id, uint32_t end_
         handled = PyErr_Occurred() != NULL; /* raised while creating it: logged below */
         goto done;
     }
-    if (response && PyObject_SetAttr(context, names.response_started, Py_True) < 0) goto done;
+    struct context_slots *at = &stream_slots;
+    if (Py_TYPE(context) != at->type) at = &other_slots, find_context_slots(at, Py_TYPE(context));
+    if (response && pw_store_slot(context, at->response_started, names.response_started, Py_True) < 0) goto done;
     if (PyTuple_GET_ITEM(fast, FAST_NEVER_HELD) != Py_True) { /* some async callback held a stream */
-        PyObject *held = PyObject_GetAttr(context, names.held);
+        PyObject *held = pw_load_slot(context, at->held, names.held);
         if (held == NULL) goto done;
         Py_DECREF(held);
         if (held != PyTuple_GET_ITEM(fast, FAST_NOT_HELD)) goto done; /* this stream is held */
     }
     if (response) Py_CLEAR(headers); /* only a request finds a new stream */
-    if (headers == NULL) headers = PyObject_GetAttr(context, response ? names.response_headers : names.request_headers);
+    if (headers == NULL)
+        headers = response ? pw_load_slot(context, at->response_headers, names.response_headers)
+                           : pw_load_slot(context, at->request_headers, names.request_headers);
     if (headers == NULL) goto done;
     if (headers == Py_None) {
         Py_DECREF(headers);
         headers = NULL;
         if (!response) goto done; /* the dispatcher makes it (request_headers property) */
         headers = new_header_map(fast, PyTuple_GET_ITEM(fast, FAST_RESPONSE_MAP), key);
-        if (headers == NULL || PyObject_SetAttr(context, names.response_headers, headers) < 0) goto done;
+        if (headers == NULL || pw_store_slot(context, at->response_headers, names.response_headers, headers) < 0)
+            goto done;
     }
     PyObject *args[3] = {context, headers, end_of_stream ? Py_True : Py_False};
     PyObject *method = response ? names.on_response_headers : names.on_request_headers;
@@ -413,22 +439,21 @@ PROXY_EXPORT(proxy_on_log) void proxy_on_log(uint32_t context_id) {
  * finished HTTP stream with no pending tasks leaves both tables and is marked deleted.
  * Returns 1 when done, 0 to let the dispatcher handle it. */
 static int delete_finished_stream(uint32_t context_id) {
-    static PyObject *tasks_name, *deleted_name;
-    if (pw_http_contexts == NULL || pw_all_contexts == NULL) return 0;
-    if (tasks_name == NULL && (tasks_name = PyUnicode_InternFromString("_tasks")) == NULL) return 0;
-    if (deleted_name == NULL && (deleted_name = PyUnicode_InternFromString("_deleted")) == NULL) return 0;
+    static struct context_slots at;
+    if (pw_http_contexts == NULL || pw_all_contexts == NULL || !names_ready()) return 0;
     PyObject *key = context_key(context_id);
     if (key == NULL) return 0;
     PyObject *stream = PyDict_GetItemWithError(pw_http_contexts, key); /* borrowed */
     int done = 0;
     if (stream != NULL) {
-        PyObject *tasks = PyObject_GetAttr(stream, tasks_name);
+        find_context_slots(&at, Py_TYPE(stream));
+        PyObject *tasks = pw_load_slot(stream, at.tasks, names.tasks);
         int busy = tasks == NULL ? -1 : PyObject_IsTrue(tasks);
         Py_XDECREF(tasks);
         if (busy == 0) {
             Py_INCREF(stream);
             done = PyDict_DelItem(pw_http_contexts, key) == 0 && PyDict_DelItem(pw_all_contexts, key) == 0 &&
-                   PyObject_SetAttr(stream, deleted_name, Py_True) == 0;
+                   pw_store_slot(stream, at.deleted, names.deleted, Py_True) == 0;
             Py_DECREF(stream);
         }
     }

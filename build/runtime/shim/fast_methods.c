@@ -4,8 +4,9 @@
  *
  * The SDK hands its classes to `_proxywasm.header_map_methods(cls)` and
  * `_proxywasm.counter_methods(cls, current_vm)` and installs the method descriptors they
- * return (docs/abi-seam.md). Each C method does the common case only: one hostcall or
- * one dict lookup, reading the object's __slots__ at their offsets. For anything else
+ * return (docs/abi-seam.md). Each C method does the common case only: a lookup in the
+ * map the shim read once for this callback (header_cache.c), one hostcall or one dict
+ * lookup, reading the object's __slots__ at their offsets. For anything else
  * (a header map already read whole in this callback, a context that is not the
  * effective one, a failed hostcall, unusual arguments) it calls the Python method it
  * replaced, which has the full behaviour; so both give the same results.
@@ -94,8 +95,10 @@ static long direct_map_type(PyObject *self) {
 
 static int is_text(PyObject *object) { return PyUnicode_Check(object) || PyBytes_CheckExact(object); }
 
-/* proxy_get_header_map_value for `name`: 1 found (*value set), 0 absent, -1 use Python. */
-static int host_value(long type, PyObject *name, char **value, size_t *size) {
+/* Header `name` of map `type`: 1 found (*text a new str when text is not NULL), 0
+ * absent, -1 to leave it to the Python method. The map is read whole once per callback
+ * (header_cache.c); when it cannot be, the host is asked for the one header. */
+static int lookup(long type, PyObject *name, PyObject **text) {
     enum { NOT_FOUND = 1 };
     const char *key;
     Py_ssize_t key_size;
@@ -104,35 +107,40 @@ static int host_value(long type, PyObject *name, char **value, size_t *size) {
         PyErr_Clear();
         return -1;
     }
-    proxy_status_t status = proxy_get_header_map_value((uint32_t)type, key, (size_t)key_size, value, size);
+    const char *cached = NULL;
+    size_t size = 0;
+    int found = pw_header_map_find((uint32_t)type, key, (size_t)key_size, &cached, &size);
+    char *fetched = NULL;
+    if (found < 0) {
+        proxy_status_t status = proxy_get_header_map_value((uint32_t)type, key, (size_t)key_size, &fetched, &size);
+        found = status == PROXY_OK ? 1 : status == NOT_FOUND ? 0 : -1;
+        cached = fetched;
+    }
     Py_XDECREF(keep);
-    if (status == PROXY_OK) return 1;
-    free(*value);
-    *value = NULL;
-    return status == NOT_FOUND ? 0 : -1;
+    if (found == 1 && text != NULL) {
+        *text = PyUnicode_DecodeUTF8(cached ? cached : "", (Py_ssize_t)size, "surrogateescape");
+        if (*text == NULL) found = -1;
+    }
+    free(fetched);
+    if (found < 0) PyErr_Clear();
+    return found;
 }
 
 static PyObject *header_get(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
     long type = (nargs == 1 || nargs == 2) && kwnames == NULL ? direct_map_type(self) : -1;
     if (type < 0 || !is_text(args[0])) return python_method(GET, self, args, nargs, kwnames);
-    char *value = NULL;
-    size_t size = 0;
-    int found = host_value(type, args[0], &value, &size);
+    PyObject *text = NULL;
+    int found = lookup(type, args[0], &text);
     if (found < 0) return python_method(GET, self, args, nargs, NULL);
     if (!found) return Py_NewRef(nargs == 2 ? args[1] : Py_None);
-    PyObject *text = PyUnicode_DecodeUTF8(value ? value : "", (Py_ssize_t)size, "surrogateescape");
-    free(value);
     return text;
 }
 
 static PyObject *header_contains(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
     long type = nargs == 1 && kwnames == NULL ? direct_map_type(self) : -1;
     if (type < 0 || !is_text(args[0])) return python_method(CONTAINS, self, args, nargs, kwnames);
-    char *value = NULL;
-    size_t size = 0;
-    int found = host_value(type, args[0], &value, &size);
+    int found = lookup(type, args[0], NULL);
     if (found < 0) return python_method(CONTAINS, self, args, nargs, NULL);
-    free(value);
     return PyBool_FromLong(found);
 }
 
@@ -152,6 +160,7 @@ static PyObject *header_write(int which, PyObject *self, PyObject *const *args, 
         return python_method(which, self, args, nargs, NULL); /* raises the SDK's TypeError */
     }
     proxy_status_t status;
+    pw_header_map_written((uint32_t)type);
     if (which == REMOVE) {
         status = proxy_remove_header_map_value((uint32_t)type, key, (size_t)key_size);
     } else if (which == ADD) {
@@ -233,12 +242,13 @@ static PyObject *counter_inc(PyObject *self, PyObject *const *args, Py_ssize_t n
     if (kwnames == NULL && (nargs == 0 || (nargs == 1 && PyLong_CheckExact(args[0]))) && ids != NULL && PyDict_CheckExact(ids) &&
         PyList_GET_SIZE(current_vm) == 1) {
         PyObject *metric_id = PyDict_GetItemWithError(ids, PyList_GET_ITEM(current_vm, 0));
-        long long amount = nargs ? PyLong_AsLongLong(args[0]) : 1;
-        unsigned long id = metric_id != NULL && PyLong_CheckExact(metric_id) ? PyLong_AsUnsignedLong(metric_id)
-                                                                               : (unsigned long)-1;
-        if (!PyErr_Occurred() && id <= UINT32_MAX &&
-            proxy_increment_metric((uint32_t)id, (int64_t)amount) == PROXY_OK)
-            Py_RETURN_NONE;
+        if (metric_id != NULL && PyLong_CheckExact(metric_id)) { /* else not defined yet in this VM */
+            long long amount = nargs ? PyLong_AsLongLong(args[0]) : 1;
+            unsigned long long id = PyLong_AsUnsignedLongLong(metric_id);
+            if (!PyErr_Occurred() && id <= UINT32_MAX &&
+                proxy_increment_metric((uint32_t)id, (int64_t)amount) == PROXY_OK)
+                Py_RETURN_NONE;
+        }
         PyErr_Clear();
     }
     return pw_call_with_self(counter_python[INC], self, args, nargs, kwnames); /* defines it, or raises */

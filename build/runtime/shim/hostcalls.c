@@ -134,6 +134,7 @@ static PyObject *pw_set_property(PyObject *self, PyObject *args) {
     const char *path, *value;
     Py_ssize_t path_size, value_size;
     if (!PyArg_ParseTuple(args, "s#s#:set_property", &path, &path_size, &value, &value_size)) return NULL;
+    pw_headers_changed();
     CHECK(proxy_set_property(path, (size_t)path_size, value, (size_t)value_size), "proxy_set_property");
     Py_RETURN_NONE;
 }
@@ -165,26 +166,42 @@ static PyObject *pw_set_buffer_bytes(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* One proxy_get_header_map_pairs per map and callback (header_cache.c). */
+static int map_pairs(uint32_t type, const char **data, size_t *size) {
+    int status = pw_header_map_pairs(type, data, size);
+    if (status >= 0) return status;
+    char *fetched = NULL; /* a map type the cache does not keep */
+    status = (int)proxy_get_header_map_pairs(type, &fetched, size);
+    if (status != PROXY_OK) {
+        free(fetched);
+        return status;
+    }
+    static char *uncached;
+    free(uncached);
+    uncached = fetched;
+    *data = fetched;
+    return PROXY_OK;
+}
+
 static PyObject *pw_get_header_map_pairs(PyObject *self, PyObject *arg) {
-    unsigned long type = PyLong_AsUnsignedLong(arg);
-    char *data = NULL;
+    unsigned int type;
+    const char *data = NULL;
     size_t size = 0;
-    if (type == (unsigned long)-1 && PyErr_Occurred()) return NULL;
-    CHECK(proxy_get_header_map_pairs((uint32_t)type, &data, &size), "proxy_get_header_map_pairs");
-    return take_buffer(data, size);
+    if (!arg_u32(arg, &type)) return NULL;
+    CHECK((proxy_status_t)map_pairs(type, &data, &size), "proxy_get_header_map_pairs");
+    return PyBytes_FromStringAndSize(data ? data : "", data ? (Py_ssize_t)size : 0);
 }
 
 /* The map parsed here, in C: a list of (name, value) bytes pairs (see docs/abi-seam.md). */
 static PyObject *pw_get_header_map_list(PyObject *self, PyObject *arg) {
     unsigned int type;
-    char *data = NULL;
+    const char *data = NULL;
     size_t size = 0;
     if (!arg_u32(arg, &type)) return NULL;
-    CHECK(proxy_get_header_map_pairs((uint32_t)type, &data, &size), "proxy_get_header_map_pairs");
+    CHECK((proxy_status_t)map_pairs(type, &data, &size), "proxy_get_header_map_pairs");
     uint32_t count = 0;
     if (data != NULL && size >= 4) memcpy(&count, data, 4);
     if (data == NULL || size < 4 || count > (size - 4) / 10) {  /* each pair needs >= 10 bytes */
-        free(data);
         if (data != NULL && size >= 4 && count != 0) {
             PyErr_SetString(PyExc_ValueError, "malformed header map from the host");
             return NULL;
@@ -192,10 +209,7 @@ static PyObject *pw_get_header_map_list(PyObject *self, PyObject *arg) {
         return PyList_New(0);
     }
     PyObject *list = PyList_New((Py_ssize_t)count);
-    if (list == NULL) {
-        free(data);
-        return NULL;
-    }
+    if (list == NULL) return NULL;
     size_t pos = 4 + 8 * (size_t)count;
     for (uint32_t i = 0; i < count; i++) {
         uint32_t sizes[2];
@@ -203,7 +217,6 @@ static PyObject *pw_get_header_map_list(PyObject *self, PyObject *arg) {
         if ((size_t)sizes[0] + sizes[1] + 2 > size - pos) {
             PyErr_SetString(PyExc_ValueError, "truncated header map from the host");
             Py_DECREF(list);
-            free(data);
             return NULL;
         }
         PyObject *name = PyBytes_FromStringAndSize(data + pos, sizes[0]);
@@ -215,14 +228,12 @@ static PyObject *pw_get_header_map_list(PyObject *self, PyObject *arg) {
             Py_XDECREF(name);
             Py_XDECREF(value);
             Py_DECREF(list);
-            free(data);
             return NULL;
         }
         PyTuple_SET_ITEM(pair, 0, name);
         PyTuple_SET_ITEM(pair, 1, value);
         PyList_SET_ITEM(list, i, pair);
     }
-    free(data);
     return list;
 }
 
@@ -231,6 +242,7 @@ static PyObject *pw_set_header_map_pairs(PyObject *self, PyObject *args) {
     const char *data;
     Py_ssize_t size;
     if (!PyArg_ParseTuple(args, "Is#:set_header_map_pairs", &type, &data, &size)) return NULL;
+    pw_header_map_written(type);
     CHECK(proxy_set_header_map_pairs(type, data, (size_t)size), "proxy_set_header_map_pairs");
     Py_RETURN_NONE;
 }
@@ -299,6 +311,7 @@ static PyObject *pw_replace_header_map_value(PyObject *self, PyObject *const *ar
         Py_XDECREF(keep_key);
         return NULL;
     }
+    pw_header_map_written(type);
     proxy_status_t status = proxy_replace_header_map_value(type, key, (size_t)key_size, value, (size_t)value_size);
     Py_XDECREF(keep_key);
     Py_XDECREF(keep_value);
@@ -318,6 +331,7 @@ static PyObject *pw_add_header_map_value(PyObject *self, PyObject *const *args, 
         Py_XDECREF(keep_key);
         return NULL;
     }
+    pw_header_map_written(type);
     proxy_status_t status = proxy_add_header_map_value(type, key, (size_t)key_size, value, (size_t)value_size);
     Py_XDECREF(keep_key);
     Py_XDECREF(keep_value);
@@ -333,6 +347,7 @@ static PyObject *pw_remove_header_map_value(PyObject *self, PyObject *const *arg
     if (!check_nargs(nargs, 2, "remove_header_map_value") || !arg_u32(args[0], &type) ||
         !pw_arg_buf(args[1], &key, &key_size, &keep))
         return NULL;
+    pw_header_map_written(type);
     proxy_status_t status = proxy_remove_header_map_value(type, key, (size_t)key_size);
     Py_XDECREF(keep);
     if (status != PROXY_OK) return raise_status(status, "proxy_remove_header_map_value");
@@ -342,6 +357,7 @@ static PyObject *pw_remove_header_map_value(PyObject *self, PyObject *const *arg
 static PyObject *pw_continue_stream(PyObject *self, PyObject *args) {
     unsigned int stream;
     if (!PyArg_ParseTuple(args, "I:continue_stream", &stream)) return NULL;
+    pw_headers_changed();
     CHECK(proxy_continue_stream(stream), "proxy_continue_stream");
     Py_RETURN_NONE;
 }
@@ -349,6 +365,7 @@ static PyObject *pw_continue_stream(PyObject *self, PyObject *args) {
 static PyObject *pw_close_stream(PyObject *self, PyObject *args) {
     unsigned int stream;
     if (!PyArg_ParseTuple(args, "I:close_stream", &stream)) return NULL;
+    pw_headers_changed();
     CHECK(proxy_close_stream(stream), "proxy_close_stream");
     Py_RETURN_NONE;
 }
@@ -361,6 +378,7 @@ static PyObject *pw_send_local_response(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "Is#s#s#i:send_local_response", &code, &details, &details_size, &body,
                           &body_size, &headers, &headers_size, &grpc_status))
         return NULL;
+    pw_headers_changed();
     CHECK(proxy_send_local_response(code, details, (size_t)details_size, body, (size_t)body_size, headers,
                                     (size_t)headers_size, grpc_status),
           "proxy_send_local_response");
@@ -539,6 +557,7 @@ static PyObject *pw_get_metric(PyObject *self, PyObject *args) {
 static PyObject *pw_set_effective_context(PyObject *self, PyObject *arg) {
     unsigned int context_id;
     if (!arg_u32(arg, &context_id)) return NULL;
+    pw_headers_changed();
     CHECK(proxy_set_effective_context(context_id), "proxy_set_effective_context");
     Py_RETURN_NONE;
 }
@@ -555,6 +574,7 @@ static PyObject *pw_call_foreign_function(PyObject *self, PyObject *args) {
     size_t results_size = 0;
     if (!PyArg_ParseTuple(args, "s#s#:call_foreign_function", &name, &name_size, &arguments, &arguments_size))
         return NULL;
+    pw_headers_changed();
     CHECK(proxy_call_foreign_function(name, (size_t)name_size, arguments, (size_t)arguments_size, &results,
                                       &results_size),
           "proxy_call_foreign_function");
