@@ -10,7 +10,9 @@ HTTP filter doing the header work of ``plugins/http_headers``:
 Variants: ``none`` (no filter, the baseline), ``lua`` (an Envoy Lua filter; it counts
 in a Lua table, since Envoy's Lua API has no stats), ``c`` (a minimal C proxy-wasm
 module compiled with zig; skipped when zig is missing) and ``python`` (the built
-``plugins/http_headers`` module).
+``plugins/http_headers`` module). ``python-floor`` is a reference, not the same work:
+a Python plugin whose header callbacks do nothing, i.e. what the SDK and the
+interpreter cost per request before a plugin does anything.
 
 ``wrk -t1 -c10`` loads each Envoy for ``--duration`` seconds after a warm-up. Envoy's
 CPU time is read from ``/proc/<pid>/stat`` (utime + stime, all threads) around the
@@ -74,6 +76,22 @@ end
 
 EXPECTED_POWERED_BY = {"lua": "lua", "c": "c", "python": "pwtool"}
 
+FLOOR_PLUGIN = """\
+import proxywasm
+from proxywasm import Action, HttpContext
+
+
+class Floor(HttpContext):
+    def on_request_headers(self, headers, end_of_stream):
+        return Action.CONTINUE
+
+    def on_response_headers(self, headers, end_of_stream):
+        return Action.CONTINUE
+
+
+proxywasm.register(Floor)
+"""
+
 
 @dataclass
 class Sample:
@@ -105,6 +123,16 @@ def build_python(cache: Path) -> Path:
     return build_plugin_cached(REPO / "plugins" / "http_headers", cache)
 
 
+def build_python_floor(cache: Path) -> Path:
+    from pwtool.emulator import build_plugin_cached
+
+    source = cache / "python_floor"
+    source.mkdir(parents=True, exist_ok=True)
+    (source / "plugin.py").write_text(FLOOR_PLUGIN)
+    (source / "plugin.toml").write_text('name = "python_floor"\n')
+    return build_plugin_cached(source, cache)
+
+
 def build_c(cache: Path) -> Path | None:
     try:
         import ziglang  # type: ignore[import-untyped]  # noqa: F401
@@ -125,6 +153,8 @@ def filters_for(variant: str, modules: dict[str, Path]) -> list[dict[str, Any]]:
         return [wasm_filter("headers_c", "headers_c", modules["c"])]
     if variant == "python":
         return [wasm_filter("http_headers", "http_headers", modules["python"])]
+    if variant == "python-floor":
+        return [wasm_filter("python_floor", "python_floor", modules["python-floor"])]
     raise ValueError(variant)
 
 
@@ -177,9 +207,9 @@ def check_behaviour(variant: str, url: str) -> None:
     with urllib.request.urlopen(url, timeout=10) as response:
         assert response.status == 200, response.status
         powered = response.headers.get("x-powered-by")
-    if variant == "none":
+    if variant in ("none", "python-floor"):
         if powered is not None:
-            raise RuntimeError(f"baseline answered x-powered-by={powered!r}")
+            raise RuntimeError(f"{variant} answered x-powered-by={powered!r}")
         return
     # (Envoy sets ``server`` again after the filters, so its removal is not visible.)
     if powered != EXPECTED_POWERED_BY[variant]:
@@ -231,17 +261,20 @@ def summarize(samples: list[Sample], variants: list[str]) -> dict[str, dict[str,
 
 def render(table: dict[str, dict[str, float]]) -> str:
     lines = [
-        f"{'filter':<8} {'req/s':>9} {'p50 µs':>8} {'RSS MB':>7} {'CPU µs/req':>11} {'added µs/req':>13}",
+        f"{'filter':<12} {'req/s':>9} {'p50 µs':>8} {'RSS MB':>7} {'CPU µs/req':>11} {'added µs/req':>13}",
     ]
     for name, row in table.items():
         added = "-" if name == "none" else f"{row['cpu_us_added']:+.2f}"
-        lines.append(f"{name:<8} {row['rps']:>9,.0f} {row['p50_us']:>8.0f} {row['rss_mb']:>7.0f} "
+        lines.append(f"{name:<12} {row['rps']:>9,.0f} {row['p50_us']:>8.0f} {row['rss_mb']:>7.0f} "
                      f"{row['cpu_us_per_request']:>11.2f} {added:>13}")
     if "lua" in table and "python" in table:
         lua, python = table["lua"]["cpu_us_added"], table["python"]["cpu_us_added"]
         ratio = python / lua if lua > 0 else float("inf")
         lines.append(f"Python/Lua CPU added per request: {ratio:.2f}"
                      f" ({'Python at or below Lua' if python <= lua else 'Python above Lua'})")
+    if "c" in table and "python-floor" in table:
+        floor = table["python-floor"]["cpu_us_added"] - table["c"]["cpu_us_added"]
+        lines.append(f"Python floor (empty callbacks) minus C, CPU added per request: {floor:+.2f} µs")
     if "c" in table and "python" in table and table["c"]["cpu_us_added"] > 0:
         lines.append(f"Python/C CPU added per request: {table['python']['cpu_us_added'] / table['c']['cpu_us_added']:.2f}")
     return "\n".join(lines)
@@ -255,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
     parser.add_argument("--connections", type=int, default=10, help="wrk connections")
     parser.add_argument("--variants", default="none,lua,c,python",
-                        help="comma-separated subset of none,lua,c,python (none is always run)")
+                        help="comma-separated subset of none,lua,c,python,python-floor (none is always run)")
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "pwtool-bench-builds",
                         help="where built modules are cached")
     parser.add_argument("--json", type=Path, help="also write the samples and the table here")
@@ -266,8 +299,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     variants = ["none"] + [v for v in args.variants.split(",") if v and v != "none"]
     modules: dict[str, Path] = {}
+    unknown = set(variants) - {"none", "lua", "c", "python", "python-floor"}
+    if unknown:
+        print(f"unknown variant(s) {', '.join(sorted(unknown))}: choose from none,lua,c,python,python-floor",
+              file=sys.stderr)
+        return 2
     if "python" in variants:
         modules["python"] = build_python(args.cache)
+    if "python-floor" in variants:
+        modules["python-floor"] = build_python_floor(args.cache)
     if "c" in variants:
         c_module = build_c(args.cache)
         if c_module is None:
@@ -281,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
         for variant in variants:
             sample = measure(variant, modules, args)
             samples.append(sample)
-            print(f"round {round_number} {variant:<7} {sample.rps:>9,.0f} req/s  {sample.p50_us:>6.0f} µs p50  "
+            print(f"round {round_number} {variant:<12} {sample.rps:>9,.0f} req/s  {sample.p50_us:>6.0f} µs p50  "
                   f"{sample.cpu_us_per_request:6.2f} CPU µs/req", file=sys.stderr, flush=True)
             time.sleep(0.2)
 

@@ -14,15 +14,16 @@ REPO = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.envoy, pytest.mark.slow]
 
 
-@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (apt-get install -y wrk)")
 def test_bench_script_prints_the_table(tmp_path: Path) -> None:
+    assert shutil.which("wrk"), "wrk is not installed: run ./setup.sh (it runs apt-get install -y wrk)"
     result = subprocess.run(
         [sys.executable, str(REPO / "bench" / "headers_vs_lua.py"), "--duration", "1", "--warmup", "1",
-         "--rounds", "1", "--variants", "lua,python", "--cache", str(tmp_path), "--json", str(tmp_path / "out.json")],
+         "--rounds", "1", "--variants", "lua,python,python-floor", "--cache", str(tmp_path),
+         "--json", str(tmp_path / "out.json")],
         capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert [line.split()[0] for line in lines[2:5]] == ["none", "lua", "python"], result.stdout
+    assert [line.split()[0] for line in lines[2:6]] == ["none", "lua", "python", "python-floor"], result.stdout
     assert "Python/Lua CPU added per request:" in result.stdout
     assert (tmp_path / "out.json").stat().st_size > 0
