@@ -361,7 +361,8 @@ class HttpContext(Context):
 
     def _bind(self, context_id: int, root: RootContext | None, dispatcher: Dispatcher) -> None:
         Context._bind(self, context_id, root, dispatcher)
-        self._request_headers = self._response_headers = None
+        self._request_headers = HostHeaders(MapType.HTTP_REQUEST_HEADERS, dispatcher, context_id)
+        self._response_headers = None
         self._held = NOT_HELD
         self._response_started = False
 

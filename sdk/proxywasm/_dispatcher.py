@@ -52,7 +52,6 @@ _DEFAULT_NEW_HTTP = RootContext.new_http_context
 _DEFAULT_NEW_TCP = RootContext.new_tcp_context
 _OBJECT_INIT = object.__init__
 _new_object = object.__new__
-_NOT_HELD = NOT_HELD
 _BODY_CALLBACKS = {"on_request_body": "buffer_request_body", "on_response_body": "buffer_response_body"}
 """Body callbacks and the flag that makes the SDK buffer them."""
 _REQUEST_HEADERS = MapType.HTTP_REQUEST_HEADERS
@@ -443,16 +442,17 @@ class Dispatcher:
 
         It exists while stream context creations are not forwarded (one root) and the
         root uses the default `new_http_context`; the shim then does what
-        `on_request_headers` / `on_response_headers` and the inlined part of
-        `_create_http` do, and calls back into this dispatcher for everything else.
+        `on_request_headers` / `on_response_headers` do, creating contexts of a class
+        without `__init__` / `__new__` as `_bind` would, and calls back into this
+        dispatcher for everything else.
         The layout is the shim's (callbacks.c, docs/abi-seam.md).
         """
         root = self._sole_root
-        if "on_context_create" not in idle or root is None or type(root).new_http_context is not _DEFAULT_NEW_HTTP:
+        if "on_context_create" not in idle or root is None:  # idle implies the default factories
             return None
         cls = root.http_context or HttpContext
         plain = cls.__init__ is _OBJECT_INIT and cls.__new__ is _new_object
-        return (root, cls, plain, HostHeaders, _REQUEST_HEADERS, _RESPONSE_HEADERS, _NOT_HELD, self._pending,
+        return (root, cls, plain, HostHeaders, _REQUEST_HEADERS, _RESPONSE_HEADERS, NOT_HELD, self._pending,
                 _current_vm, self._vm_key, _REQUEST, _RESPONSE, not self._held_ever)
 
     def expect_registered_roots(self) -> None:
@@ -488,36 +488,9 @@ class Dispatcher:
         root = self._sole_root  # set while stream creations are not forwarded (one root)
         if root is None or root._deleted or self._pending:
             root = self._root_for(context_id)
-        context: HttpContext | None = None
+        context: HttpContext | None
         try:
-            if type(root).new_http_context is _DEFAULT_NEW_HTTP:
-                # The common case, inlined: it runs once per request (in a built module
-                # the shim does the same in C, callbacks.c). What `_bind` sets is written
-                # out, and the request headers object is made here, without a call.
-                cls = root.http_context or HttpContext
-                plain = cls.__init__ is _OBJECT_INIT
-                context = cls() if plain else cls.__new__(cls)  # cls(): no slot-wrapper call
-                context.id = context_id  # what _bind sets, written out
-                context.root = root
-                context._dispatcher = self
-                context._bound = True
-                context._deleted = False
-                context._tasks = None
-                context._held = _NOT_HELD
-                context._response_started = False
-                headers = _new_object(HostHeaders)
-                headers._map_type = _REQUEST_HEADERS
-                headers._dispatcher = self
-                headers._context_id = context_id
-                headers._epoch = -1
-                context._request_headers = headers
-                context._response_headers = None
-                if not plain:
-                    cls.__init__(context)
-                self._contexts[context_id] = self._http_contexts[context_id] = context
-                return context
-            else:
-                context = root.new_http_context(context_id)
+            context = root.new_http_context(context_id)
         except Exception as exc:
             self._log_exception(exc, f"creating the HTTP context of {type(root).__qualname__}")
             context = None
@@ -696,53 +669,29 @@ class Dispatcher:
     # -- HTTP callbacks (the hot path) -------------------------------------------------
 
     def on_request_headers(self, context_id: int, num_headers: int, end_of_stream: int) -> int:
-        self.epoch += 1
-        self.effective_context_id = context_id
-        _current_vm[0] = self._vm_key
+        # In a built module the shim usually does this in C (header_fast_path).
+        self._enter(context_id)
         context = self._http_contexts.get(context_id)
         if context is None:
             context = self._create_http(context_id)
         try:
-            headers = context._request_headers
-            if headers is None:
-                headers = context.request_headers
-            result = context.on_request_headers(headers, end_of_stream != 0)
+            result = context.on_request_headers(context.request_headers, end_of_stream != 0)
         except Exception as exc:
             return self._failed(context, exc, _REQUEST, "on_request_headers")
-        if result is None:
-            return _CONTINUE if not context._held[0] else self._while_held(context, 0, _REQUEST)
-        if not isinstance(result, int):
-            return self._start(context, result, _REQUEST)
-        if context._held[0]:
-            return self._while_held(context, result, _REQUEST)
-        return result
+        return self._action(context, result, _REQUEST)
 
     def on_response_headers(self, context_id: int, num_headers: int, end_of_stream: int) -> int:
-        self.epoch += 1
-        self.effective_context_id = context_id
-        _current_vm[0] = self._vm_key
+        # In a built module the shim usually does this in C (header_fast_path).
+        self._enter(context_id)
         context = self._http_contexts.get(context_id)
         if context is None:
             context = self._create_http(context_id)
         context._response_started = True
         try:
-            headers = context._response_headers
-            if headers is None:
-                headers = context._response_headers = _new_object(HostHeaders)
-                headers._map_type = _RESPONSE_HEADERS
-                headers._dispatcher = self
-                headers._context_id = context_id
-                headers._epoch = -1
-            result = context.on_response_headers(headers, end_of_stream != 0)
+            result = context.on_response_headers(context.response_headers, end_of_stream != 0)
         except Exception as exc:
             return self._failed(context, exc, _RESPONSE, "on_response_headers")
-        if result is None:
-            return _CONTINUE if not context._held[1] else self._while_held(context, 0, _RESPONSE)
-        if not isinstance(result, int):
-            return self._start(context, result, _RESPONSE)
-        if context._held[1]:
-            return self._while_held(context, result, _RESPONSE)
-        return result
+        return self._action(context, result, _RESPONSE)
 
     def on_request_body(self, context_id: int, body_size: int, end_of_stream: int) -> int:
         self._enter(context_id)

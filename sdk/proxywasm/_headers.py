@@ -6,7 +6,7 @@ to the host. The Python methods below ask the host for one header per lookup; th
 first whole-map read in a callback fetches every pair with ONE `get_header_map_pairs`
 hostcall and caches them until the callback returns; each write is one hostcall and
 updates the cache, so reads after writes see the writes. In a built module the shim's
-C versions of the per-request methods replace some of them (`_install_c_methods`):
+C versions of the per-request methods replace some of them (`install_c_methods`):
 their lookups read the whole map once per callback and search it in C.
 """
 
@@ -338,21 +338,9 @@ class HostHeaders(Headers):
         self.replace_all(merged.items_bytes())
 
 
-def _install_c_methods() -> None:
-    """Swap in the shim's C versions of the per-request methods, when the seam has them.
-
-    In a built module, ``get``, ``in``, ``set`` / ``[]=``, ``add`` and ``remove`` then
-    cost one hostcall and no Python frame; the C code calls the methods above for
-    everything but the plain case, so behaviour does not change (docs/abi-seam.md). The
-    emulator's native mode has no C versions and runs the methods above.
-    """
-    methods = getattr(_abi, "header_map_methods", None)
-    if methods is not None:
-        for name, method in methods(HostHeaders).items():
-            setattr(HostHeaders, name, method)
-
-
-_install_c_methods()
+# In a built module ``get``, ``in``, ``set`` / ``[]=``, ``add`` and ``remove`` run in C:
+# lookups search the map read once per callback, writes are one hostcall.
+_hostcalls.install_c_methods(HostHeaders, "header_map_methods")
 
 
 def _pairs_of(headers: HeadersLike) -> Iterable[tuple[str | bytes, str | bytes]]:

@@ -299,3 +299,16 @@ def call_foreign_function(name: bytes, arguments: bytes) -> bytes:
         return _abi.call_foreign_function(name, arguments)
     except _abi.HostcallError as err:
         raise hostcall_error(err.hostcall, err.status, name=name, arguments=arguments) from None
+
+
+def install_c_methods(cls: type, seam_function: str, *arguments: object) -> None:
+    """Put the shim's C versions of some of `cls`'s methods on `cls`, when the seam has
+    `seam_function` (a built module; the emulator's native mode has none).
+
+    The C versions do the per-request case with no Python frame and call the methods
+    they replace for everything else, so behaviour does not change (docs/abi-seam.md).
+    """
+    methods = getattr(_abi, seam_function, None)
+    if methods is not None:
+        for name, method in methods(cls, *arguments).items():
+            setattr(cls, name, method)

@@ -146,14 +146,6 @@ def _vm_key() -> int:
     return _current_vm[0]
 
 
-def _install_c_methods() -> None:
-    """Swap in the shim's C versions of `Counter.inc` and `Counter.with_tags`, when the
-    seam has them: one dict lookup and one hostcall, no Python frame. They call the
-    methods above for anything but the plain case (docs/abi-seam.md)."""
-    methods = getattr(_abi, "counter_methods", None)
-    if methods is not None:
-        for name, method in methods(Counter, _current_vm).items():
-            setattr(Counter, name, method)
-
-
-_install_c_methods()
+# In a built module `Counter.inc` and `Counter.with_tags` run in C: one dict lookup
+# and one hostcall, no Python frame.
+_hostcalls.install_c_methods(Counter, "counter_methods", _current_vm)

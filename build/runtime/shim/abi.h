@@ -88,27 +88,51 @@ extern PyObject *pw_dispatcher, *pw_header_fast_path;
 int pw_arg_buf(PyObject *obj, const char **data, Py_ssize_t *size, PyObject **keep);
 
 /* header_cache.c: header maps fetched whole once per callback (see there).
- * pw_headers_changed: a new callback, or anything that may change the host's maps;
- * pw_header_map_written: a write to map `type`. pw_header_map_pairs gives the map's
- * serialized pairs (kept by the cache: do not free) or the host's status;
- * pw_header_map_find: 1 found (*value points into the cache), 0 absent, -1 unknown
- * (the map could not be read or parsed: ask the host for the one header instead). */
+ * pw_headers_changed: a new callback, or anything that may change the host's maps.
+ * pw_header_map_pairs gives the map's serialized pairs (kept by the cache: do not free)
+ * or the host's status. pw_header_value reads header `key` (lower-cased by the host) as
+ * str into *text (unless text is NULL): from the cached pairs when `whole_map`, else (or
+ * when the map cannot be read) with one proxy_get_header_map_value; 1 found, 0 absent,
+ * -status for a host error, -1 with a Python error set when the value cannot be made.
+ * pw_header_map_write is every write of one header (op: replace, add or remove; `value`
+ * unused for remove): it drops the cached copy of the map and returns the host's status. */
+enum pw_header_op { PW_HEADER_REPLACE, PW_HEADER_ADD, PW_HEADER_REMOVE };
 void pw_headers_changed(void);
-void pw_header_map_written(uint32_t type);
 int pw_header_map_pairs(uint32_t type, const char **data, size_t *size);
-int pw_header_map_find(uint32_t type, const char *key, size_t key_size, const char **value, size_t *value_size);
+int pw_header_value(uint32_t type, const char *key, size_t key_size, int whole_map, PyObject **text);
+proxy_status_t pw_header_map_write(enum pw_header_op op, uint32_t type, const char *key, size_t key_size,
+                                   const char *value, size_t value_size);
+void pw_header_map_written(uint32_t type);
 
 /* fast_methods.c: the offset of object slot `name` in `type` (0 when it has none), a
  * call of function(self, *args) for vectorcall arguments, and the seam functions that
  * hand out C versions of SDK methods. */
 Py_ssize_t pw_slot_offset(PyTypeObject *type, const char *name);
 
+/* Where the SDK's objects keep what the shim reads and writes: slot offsets, found once.
+ * HostHeaders' by header_map_methods(), the dispatcher's by set_dispatcher(); 0 where
+ * a class has no such slot (the attribute protocol is used then). */
+struct pw_header_layout {
+    Py_ssize_t map_type, dispatcher, context_id, epoch;
+};
+extern struct pw_header_layout pw_header_slots;
+struct pw_dispatcher_layout {
+    PyTypeObject *type;
+    Py_ssize_t epoch, effective_context_id;
+};
+extern struct pw_dispatcher_layout pw_dispatcher_slots;
+
+/* The value in the slot at `offset` (borrowed; NULL when unset). */
+static inline PyObject *pw_slot(PyObject *object, Py_ssize_t offset) {
+    return *(PyObject **)((char *)object + offset);
+}
+
 /* An attribute kept in a slot at `offset` (found by pw_slot_offset), or through the
  * attribute protocol under `name` when `offset` is 0. pw_load_slot gives a new
  * reference (AttributeError when the slot is empty). */
 static inline PyObject *pw_load_slot(PyObject *object, Py_ssize_t offset, PyObject *name) {
     if (offset == 0) return PyObject_GetAttr(object, name);
-    PyObject *value = *(PyObject **)((char *)object + offset);
+    PyObject *value = pw_slot(object, offset);
     if (value == NULL) PyErr_SetObject(PyExc_AttributeError, name);
     return Py_XNewRef(value);
 }

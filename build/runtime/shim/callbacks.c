@@ -11,7 +11,6 @@
 
 #include <stdlib.h>
 
-#include "structmember.h"
 
 enum callback {
     CB_CONTEXT_CREATE, CB_VM_START, CB_CONFIGURE, CB_TICK, CB_QUEUE_READY, CB_FOREIGN_FUNCTION,
@@ -44,6 +43,20 @@ static uint32_t result_value(enum callback which, PyObject *result, uint32_t fal
     return value;
 }
 
+/* The int object for a context id; a new reference. A stream's callbacks (headers,
+ * log, done, delete) each need it as a dict key, and ids past 256 are not among
+ * CPython's cached small ints: recent ones are kept here, so a stream's callbacks share
+ * one object instead of allocating one each. */
+static PyObject *context_key(uint32_t context_id) {
+    enum { KEPT = 64 };
+    static PyObject *kept[KEPT];
+    PyObject **entry = &kept[context_id % KEPT];
+    if (*entry != NULL && PyLong_AsUnsignedLong(*entry) == context_id) return Py_NewRef(*entry);
+    PyObject *key = PyLong_FromUnsignedLong(context_id);
+    if (key != NULL) Py_XSETREF(*entry, Py_NewRef(key));
+    return key;
+}
+
 /* Call dispatcher method `which` with `count` unsigned arguments. Returns the integer
  * value of its result (None counts as `fallback`), or `fallback` on any error. */
 static uint32_t dispatch(enum callback which, uint32_t fallback, size_t count, uint32_t a, uint32_t b, uint32_t c,
@@ -58,8 +71,8 @@ static uint32_t dispatch(enum callback which, uint32_t fallback, size_t count, u
     uint32_t raw[5] = {a, b, c, d, e};
     PyObject *args[5];
     size_t made = 0;
-    for (; made < count; made++) {
-        args[made] = PyLong_FromUnsignedLong(raw[made]);
+    for (; made < count; made++) { /* the first argument is always a context id */
+        args[made] = made == 0 ? context_key(raw[0]) : PyLong_FromUnsignedLong(raw[made]);
         if (args[made] == NULL) break;
     }
     PyObject *result = made == count ? PyObject_Vectorcall(method, args, count, NULL) : NULL;
@@ -75,20 +88,6 @@ static uint32_t dispatch(enum callback which, uint32_t fallback, size_t count, u
 #define CALL2(which, fallback, a, b) dispatch(which, fallback, 2, a, b, 0, 0, 0)
 #define CALL3(which, fallback, a, b, c) dispatch(which, fallback, 3, a, b, c, 0, 0)
 
-
-/* The int object for a context id; a new reference. A stream's callbacks (headers,
- * log, done, delete) each need it as a dict key, and ids past 256 are not among
- * CPython's cached small ints: recent ones are kept here, so a stream's callbacks share
- * one object instead of allocating one each. */
-static PyObject *context_key(uint32_t context_id) {
-    enum { KEPT = 64 };
-    static PyObject *kept[KEPT];
-    PyObject **entry = &kept[context_id % KEPT];
-    if (*entry != NULL && PyLong_AsUnsignedLong(*entry) == context_id) return Py_NewRef(*entry);
-    PyObject *key = PyLong_FromUnsignedLong(context_id);
-    if (key != NULL) Py_XSETREF(*entry, Py_NewRef(key));
-    return key;
-}
 
 /* --- HTTP header callbacks without the dispatcher's Python frame -----------------
  *
@@ -141,22 +140,21 @@ static int names_ready(void) {
     return 1;
 }
 
-/* Where the fast path finds the attributes it uses: HostHeaders, the dispatcher's
- * epoch and effective context, and the stream context keep them in __slots__, read and
- * written at offsets found once per type (pw_slot_offset; 0 falls back to the
- * attribute protocol). */
-static struct {
-    PyTypeObject *headers_type, *dispatcher_type;
-    Py_ssize_t map_type, dispatcher, context_id, header_epoch, epoch, effective_context_id;
-} slots;
-
+/* Where a context keeps what the shim reads and writes: the stream context classes keep
+ * it in __slots__ (see abi.h for HostHeaders and the dispatcher). Offsets are found once
+ * per class; two classes are remembered (the fast path's, and one made by Python). */
 struct context_slots {
     PyTypeObject *type;
     Py_ssize_t id, root, dispatcher, bound, deleted, tasks, request_headers, response_headers, held, response_started;
 };
 
-static void find_context_slots(struct context_slots *found, PyTypeObject *type) {
-    if (found->type == type) return;
+static struct context_slots *context_slots_of(PyTypeObject *type) {
+    static struct context_slots known[2];
+    static int next;
+    for (int i = 0; i < 2; i++)
+        if (known[i].type == type) return &known[i];
+    struct context_slots *found = &known[next];
+    next ^= 1;
     found->id = pw_slot_offset(type, "id");
     found->root = pw_slot_offset(type, "root");
     found->dispatcher = pw_slot_offset(type, "_dispatcher");
@@ -168,38 +166,20 @@ static void find_context_slots(struct context_slots *found, PyTypeObject *type) 
     found->held = pw_slot_offset(type, "_held");
     found->response_started = pw_slot_offset(type, "_response_started");
     found->type = type;
-}
-
-static struct context_slots stream_slots; /* of the fast path's context class */
-static struct context_slots other_slots;  /* of another class (a context made by Python) */
-
-static void find_slots(PyObject *fast) {
-    PyTypeObject *headers_type = (PyTypeObject *)PyTuple_GET_ITEM(fast, FAST_HEADERS_CLASS);
-    if (slots.headers_type != headers_type) {
-        slots.map_type = pw_slot_offset(headers_type, "_map_type");
-        slots.dispatcher = pw_slot_offset(headers_type, "_dispatcher");
-        slots.context_id = pw_slot_offset(headers_type, "_context_id");
-        slots.header_epoch = pw_slot_offset(headers_type, "_epoch");
-        slots.headers_type = headers_type;
-    }
-    if (slots.dispatcher_type != Py_TYPE(pw_dispatcher)) {
-        slots.epoch = pw_slot_offset(Py_TYPE(pw_dispatcher), "epoch");
-        slots.effective_context_id = pw_slot_offset(Py_TYPE(pw_dispatcher), "effective_context_id");
-        slots.dispatcher_type = Py_TYPE(pw_dispatcher);
-    }
-    find_context_slots(&stream_slots, (PyTypeObject *)PyTuple_GET_ITEM(fast, FAST_CLASS));
+    return found;
 }
 
 /* The dispatcher's `_enter`: a new epoch, the effective context, the current VM. */
 static int enter_callback(PyObject *fast, PyObject *key) {
-    PyObject *epoch = pw_load_slot(pw_dispatcher, slots.epoch, names.epoch);
+    const struct pw_dispatcher_layout *at = &pw_dispatcher_slots; /* found for pw_dispatcher's class */
+    PyObject *epoch = pw_load_slot(pw_dispatcher, at->epoch, names.epoch);
     if (epoch == NULL) return -1;
     PyObject *next = PyNumber_Add(epoch, names.one);
     Py_DECREF(epoch);
     if (next == NULL) return -1;
-    int failed = pw_store_slot(pw_dispatcher, slots.epoch, names.epoch, next);
+    int failed = pw_store_slot(pw_dispatcher, at->epoch, names.epoch, next);
     Py_DECREF(next);
-    if (failed || pw_store_slot(pw_dispatcher, slots.effective_context_id, names.effective_context_id, key) < 0) return -1;
+    if (failed || pw_store_slot(pw_dispatcher, at->effective_context_id, names.effective_context_id, key) < 0) return -1;
     PyObject *current_vm = PyTuple_GET_ITEM(fast, FAST_CURRENT_VM);
     if (!PyList_Check(current_vm) || PyList_GET_SIZE(current_vm) < 1) return -1;
     return PyList_SetItem(current_vm, 0, Py_NewRef(PyTuple_GET_ITEM(fast, FAST_VM_KEY)));
@@ -210,10 +190,11 @@ static PyObject *new_header_map(PyObject *fast, PyObject *map_type, PyObject *ke
     PyTypeObject *type = (PyTypeObject *)PyTuple_GET_ITEM(fast, FAST_HEADERS_CLASS);
     PyObject *headers = PyBaseObject_Type.tp_new(type, names.empty, NULL);
     if (headers == NULL) return NULL;
-    if (pw_store_slot(headers, slots.map_type, names.map_type, map_type) < 0 ||
-        pw_store_slot(headers, slots.dispatcher, names.dispatcher, pw_dispatcher) < 0 ||
-        pw_store_slot(headers, slots.context_id, names.context_id, key) < 0 ||
-        pw_store_slot(headers, slots.header_epoch, names.header_epoch, names.minus_one) < 0) {
+    const struct pw_header_layout *at = &pw_header_slots;
+    if (pw_store_slot(headers, at->map_type, names.map_type, map_type) < 0 ||
+        pw_store_slot(headers, at->dispatcher, names.dispatcher, pw_dispatcher) < 0 ||
+        pw_store_slot(headers, at->context_id, names.context_id, key) < 0 ||
+        pw_store_slot(headers, at->epoch, names.header_epoch, names.minus_one) < 0) {
         Py_DECREF(headers);
         return NULL;
     }
@@ -227,7 +208,7 @@ static PyObject *new_stream(PyObject *fast, PyObject *key, PyObject **request_he
     PyTypeObject *cls = (PyTypeObject *)PyTuple_GET_ITEM(fast, FAST_CLASS);
     PyObject *context = cls->tp_new(cls, names.empty, NULL);
     if (context == NULL) return NULL;
-    struct context_slots *at = &stream_slots;
+    struct context_slots *at = context_slots_of(cls);
     PyObject *headers = new_header_map(fast, PyTuple_GET_ITEM(fast, FAST_REQUEST_MAP), key);
     if (headers == NULL || pw_store_slot(context, at->id, names.id, key) < 0 ||
         pw_store_slot(context, at->root, names.root, PyTuple_GET_ITEM(fast, FAST_ROOT)) < 0 ||
@@ -276,7 +257,6 @@ static int header_callback_fast(int response, uint32_t context_id, uint32_t end_
     }
     pw_headers_changed();
     Py_INCREF(fast); /* plugin code may replace the list's item meanwhile */
-    find_slots(fast);
     PyObject *context = NULL, *headers = NULL, *result = NULL;
     int handled = 0;
     if (enter_callback(fast, key) < 0) goto done;
@@ -285,8 +265,7 @@ static int header_callback_fast(int response, uint32_t context_id, uint32_t end_
         handled = PyErr_Occurred() != NULL; /* raised while creating it: logged below */
         goto done;
     }
-    struct context_slots *at = &stream_slots;
-    if (Py_TYPE(context) != at->type) at = &other_slots, find_context_slots(at, Py_TYPE(context));
+    struct context_slots *at = context_slots_of(Py_TYPE(context));
     if (response && pw_store_slot(context, at->response_started, names.response_started, Py_True) < 0) goto done;
     if (PyTuple_GET_ITEM(fast, FAST_NEVER_HELD) != Py_True) { /* some async callback held a stream */
         PyObject *held = pw_load_slot(context, at->held, names.held);
@@ -439,21 +418,20 @@ PROXY_EXPORT(proxy_on_log) void proxy_on_log(uint32_t context_id) {
  * finished HTTP stream with no pending tasks leaves both tables and is marked deleted.
  * Returns 1 when done, 0 to let the dispatcher handle it. */
 static int delete_finished_stream(uint32_t context_id) {
-    static struct context_slots at;
     if (pw_http_contexts == NULL || pw_all_contexts == NULL || !names_ready()) return 0;
     PyObject *key = context_key(context_id);
     if (key == NULL) return 0;
     PyObject *stream = PyDict_GetItemWithError(pw_http_contexts, key); /* borrowed */
     int done = 0;
     if (stream != NULL) {
-        find_context_slots(&at, Py_TYPE(stream));
-        PyObject *tasks = pw_load_slot(stream, at.tasks, names.tasks);
+        struct context_slots *at = context_slots_of(Py_TYPE(stream));
+        PyObject *tasks = pw_load_slot(stream, at->tasks, names.tasks);
         int busy = tasks == NULL ? -1 : PyObject_IsTrue(tasks);
         Py_XDECREF(tasks);
         if (busy == 0) {
             Py_INCREF(stream);
             done = PyDict_DelItem(pw_http_contexts, key) == 0 && PyDict_DelItem(pw_all_contexts, key) == 0 &&
-                   pw_store_slot(stream, at.deleted, names.deleted, Py_True) == 0;
+                   pw_store_slot(stream, at->deleted, names.deleted, Py_True) == 0;
             Py_DECREF(stream);
         }
     }

@@ -30,10 +30,8 @@ Py_ssize_t pw_slot_offset(PyTypeObject *type, const char *name) {
     return member->type == T_OBJECT_EX && !(member->flags & READONLY) ? member->offset : 0;
 }
 
-/* The value in the slot at `offset` (borrowed; NULL when unset). */
-static inline PyObject *slot(PyObject *object, Py_ssize_t offset) {
-    return *(PyObject **)((char *)object + offset);
-}
+struct pw_header_layout pw_header_slots;
+struct pw_dispatcher_layout pw_dispatcher_slots;
 
 /* function(self, *args, **kwargs) for a vectorcall's arguments. */
 PyObject *pw_call_with_self(PyObject *function, PyObject *self, PyObject *const *args, Py_ssize_t nargs,
@@ -52,12 +50,6 @@ static const char *const header_method_names[HEADER_METHODS] = {"get", "__contai
                                                                 "remove"};
 static PyObject *header_python[HEADER_METHODS]; /* the Python methods replaced */
 
-static struct {
-    Py_ssize_t map_type, dispatcher, context_id, epoch;        /* HostHeaders */
-    PyTypeObject *dispatcher_type;
-    Py_ssize_t dispatcher_epoch, dispatcher_effective_context; /* Dispatcher */
-} offsets;
-
 /* Call the Python method `which` replaced, with the arguments as they came. */
 static PyObject *python_method(int which, PyObject *self, PyObject *const *args, Py_ssize_t nargs,
                                PyObject *kwnames) {
@@ -68,17 +60,13 @@ static PyObject *python_method(int which, PyObject *self, PyObject *const *args,
  * this callback (no cache to keep coherent) and its context is the effective one.
  * -1 otherwise. */
 static long direct_map_type(PyObject *self) {
-    PyObject *dispatcher = slot(self, offsets.dispatcher), *epoch = slot(self, offsets.epoch);
-    PyObject *context_id = slot(self, offsets.context_id), *map_type = slot(self, offsets.map_type);
+    const struct pw_header_layout *at = &pw_header_slots;
+    PyObject *dispatcher = pw_slot(self, at->dispatcher), *epoch = pw_slot(self, at->epoch);
+    PyObject *context_id = pw_slot(self, at->context_id), *map_type = pw_slot(self, at->map_type);
     if (dispatcher == NULL || epoch == NULL || context_id == NULL || map_type == NULL) return -1;
-    if (offsets.dispatcher_type != Py_TYPE(dispatcher)) {
-        offsets.dispatcher_epoch = pw_slot_offset(Py_TYPE(dispatcher), "epoch");
-        offsets.dispatcher_effective_context = pw_slot_offset(Py_TYPE(dispatcher), "effective_context_id");
-        offsets.dispatcher_type = Py_TYPE(dispatcher);
-    }
-    if (offsets.dispatcher_epoch == 0 || offsets.dispatcher_effective_context == 0) return -1;
-    PyObject *now = slot(dispatcher, offsets.dispatcher_epoch);
-    PyObject *effective = slot(dispatcher, offsets.dispatcher_effective_context);
+    const struct pw_dispatcher_layout *its = &pw_dispatcher_slots; /* the VM's dispatcher class */
+    if (Py_TYPE(dispatcher) != its->type || its->epoch == 0 || its->effective_context_id == 0) return -1;
+    PyObject *now = pw_slot(dispatcher, its->epoch), *effective = pw_slot(dispatcher, its->effective_context_id);
     if (now == NULL || effective == NULL || !PyLong_CheckExact(epoch) || !PyLong_CheckExact(now) ||
         !PyLong_CheckExact(effective) || !PyLong_CheckExact(context_id) || !PyLong_Check(map_type))
         return -1;
@@ -99,7 +87,6 @@ static int is_text(PyObject *object) { return PyUnicode_Check(object) || PyBytes
  * absent, -1 to leave it to the Python method. The map is read whole once per callback
  * (header_cache.c); when it cannot be, the host is asked for the one header. */
 static int lookup(long type, PyObject *name, PyObject **text) {
-    enum { NOT_FOUND = 1 };
     const char *key;
     Py_ssize_t key_size;
     PyObject *keep;
@@ -107,23 +94,10 @@ static int lookup(long type, PyObject *name, PyObject **text) {
         PyErr_Clear();
         return -1;
     }
-    const char *cached = NULL;
-    size_t size = 0;
-    int found = pw_header_map_find((uint32_t)type, key, (size_t)key_size, &cached, &size);
-    char *fetched = NULL;
-    if (found < 0) {
-        proxy_status_t status = proxy_get_header_map_value((uint32_t)type, key, (size_t)key_size, &fetched, &size);
-        found = status == PROXY_OK ? 1 : status == NOT_FOUND ? 0 : -1;
-        cached = fetched;
-    }
+    int found = pw_header_value((uint32_t)type, key, (size_t)key_size, 1, text);
     Py_XDECREF(keep);
-    if (found == 1 && text != NULL) {
-        *text = PyUnicode_DecodeUTF8(cached ? cached : "", (Py_ssize_t)size, "surrogateescape");
-        if (*text == NULL) found = -1;
-    }
-    free(fetched);
     if (found < 0) PyErr_Clear();
-    return found;
+    return found < 0 ? -1 : found;
 }
 
 static PyObject *header_get(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
@@ -159,15 +133,8 @@ static PyObject *header_write(int which, PyObject *self, PyObject *const *args, 
         Py_XDECREF(keep_key);
         return python_method(which, self, args, nargs, NULL); /* raises the SDK's TypeError */
     }
-    proxy_status_t status;
-    pw_header_map_written((uint32_t)type);
-    if (which == REMOVE) {
-        status = proxy_remove_header_map_value((uint32_t)type, key, (size_t)key_size);
-    } else if (which == ADD) {
-        status = proxy_add_header_map_value((uint32_t)type, key, (size_t)key_size, value, (size_t)value_size);
-    } else {
-        status = proxy_replace_header_map_value((uint32_t)type, key, (size_t)key_size, value, (size_t)value_size);
-    }
+    enum pw_header_op op = which == REMOVE ? PW_HEADER_REMOVE : which == ADD ? PW_HEADER_ADD : PW_HEADER_REPLACE;
+    proxy_status_t status = pw_header_map_write(op, (uint32_t)type, key, (size_t)key_size, value, (size_t)value_size);
     Py_XDECREF(keep_key);
     Py_XDECREF(keep_value);
     if (status != PROXY_OK) return python_method(which, self, args, nargs, NULL); /* raises the SDK's error */
@@ -219,11 +186,12 @@ static PyObject *method_table(PyTypeObject *cls, PyMethodDef *defs, const char *
 PyObject *pw_header_map_methods(PyObject *module, PyObject *cls) {
     if (!PyType_Check(cls)) return PyErr_Format(PyExc_TypeError, "header_map_methods() takes a class");
     PyTypeObject *type = (PyTypeObject *)cls;
-    offsets.map_type = pw_slot_offset(type, "_map_type");
-    offsets.dispatcher = pw_slot_offset(type, "_dispatcher");
-    offsets.context_id = pw_slot_offset(type, "_context_id");
-    offsets.epoch = pw_slot_offset(type, "_epoch");
-    if (!offsets.map_type || !offsets.dispatcher || !offsets.context_id || !offsets.epoch)
+    struct pw_header_layout *at = &pw_header_slots;
+    at->map_type = pw_slot_offset(type, "_map_type");
+    at->dispatcher = pw_slot_offset(type, "_dispatcher");
+    at->context_id = pw_slot_offset(type, "_context_id");
+    at->epoch = pw_slot_offset(type, "_epoch");
+    if (!at->map_type || !at->dispatcher || !at->context_id || !at->epoch)
         return PyErr_Format(PyExc_TypeError, "%s lacks the slots _map_type, _dispatcher, _context_id, _epoch",
                             type->tp_name);
     return method_table(type, header_methods, header_method_names, header_python, HEADER_METHODS);
@@ -238,7 +206,7 @@ static PyObject *current_vm; /* the SDK's one-item list: the key of the VM in a 
 static Py_ssize_t ids_offset, children_offset;
 
 static PyObject *counter_inc(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
-    PyObject *ids = slot(self, ids_offset);
+    PyObject *ids = pw_slot(self, ids_offset);
     if (kwnames == NULL && (nargs == 0 || (nargs == 1 && PyLong_CheckExact(args[0]))) && ids != NULL && PyDict_CheckExact(ids) &&
         PyList_GET_SIZE(current_vm) == 1) {
         PyObject *metric_id = PyDict_GetItemWithError(ids, PyList_GET_ITEM(current_vm, 0));
@@ -255,7 +223,7 @@ static PyObject *counter_inc(PyObject *self, PyObject *const *args, Py_ssize_t n
 }
 
 static PyObject *counter_with_tags(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
-    PyObject *children = slot(self, children_offset);
+    PyObject *children = pw_slot(self, children_offset);
     if (nargs == 0 && kwnames != NULL && PyTuple_GET_SIZE(kwnames) == 1 && children != NULL &&
         PyDict_CheckExact(children)) {
         PyObject *item = PyTuple_Pack(2, PyTuple_GET_ITEM(kwnames, 0), args[0]);

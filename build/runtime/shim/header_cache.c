@@ -14,13 +14,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { MAP_TYPES = 8, LONGEST_KEY = 256 };
+enum { MAP_TYPES = 8, LONGEST_KEY = 256, NOT_FOUND = 1 };
 
-static struct {
+/* One entry per ABI map type, and a last one for any other type the SDK asks for (the
+ * host answers those with an error, but the entry keeps the code one path). */
+struct kept_map {
     uint32_t generation; /* 0: nothing kept */
+    uint32_t type;
     char *data;
     size_t size;
-} maps[MAP_TYPES];
+};
+static struct kept_map maps[MAP_TYPES + 1];
 
 static uint32_t generation = 1;
 
@@ -29,15 +33,15 @@ void pw_headers_changed(void) {
 }
 
 void pw_header_map_written(uint32_t type) {
-    if (type < MAP_TYPES) maps[type].generation = 0;
+    maps[type < MAP_TYPES ? type : MAP_TYPES].generation = 0;
 }
 
 int pw_header_map_pairs(uint32_t type, const char **data, size_t *size) {
-    if (type >= MAP_TYPES) return -1;
-    if (maps[type].generation != generation) {
-        free(maps[type].data);
-        maps[type].data = NULL;
-        maps[type].generation = 0;
+    struct kept_map *entry = &maps[type < MAP_TYPES ? type : MAP_TYPES];
+    if (entry->generation != generation || entry->type != type) {
+        free(entry->data);
+        entry->data = NULL;
+        entry->generation = 0;
         char *fetched = NULL;
         size_t fetched_size = 0;
         proxy_status_t status = proxy_get_header_map_pairs(type, &fetched, &fetched_size);
@@ -45,16 +49,32 @@ int pw_header_map_pairs(uint32_t type, const char **data, size_t *size) {
             free(fetched);
             return (int)status;
         }
-        maps[type].data = fetched;
-        maps[type].size = fetched_size;
-        maps[type].generation = generation;
+        entry->data = fetched;
+        entry->size = fetched_size;
+        entry->type = type;
+        entry->generation = generation;
     }
-    *data = maps[type].data;
-    *size = maps[type].size;
+    *data = entry->data;
+    *size = entry->size;
     return PROXY_OK;
 }
 
-int pw_header_map_find(uint32_t type, const char *key, size_t key_size, const char **value, size_t *value_size) {
+proxy_status_t pw_header_map_write(enum pw_header_op op, uint32_t type, const char *key, size_t key_size,
+                                   const char *value, size_t value_size) {
+    pw_header_map_written(type);
+    switch (op) {
+    case PW_HEADER_REMOVE:
+        return proxy_remove_header_map_value(type, key, key_size);
+    case PW_HEADER_ADD:
+        return proxy_add_header_map_value(type, key, key_size, value, value_size);
+    default:
+        return proxy_replace_header_map_value(type, key, key_size, value, value_size);
+    }
+}
+
+/* Header `key` in the cached pairs: 1 found (*value points into the cache), 0 absent,
+ * -1 when the map could not be read or parsed. */
+static int find_in_map(uint32_t type, const char *key, size_t key_size, const char **value, size_t *value_size) {
     char lower[LONGEST_KEY];
     if (key_size > LONGEST_KEY) return -1;
     for (size_t i = 0; i < key_size; i++) { /* the host keeps names lower-case (ASCII) */
@@ -82,4 +102,22 @@ int pw_header_map_find(uint32_t type, const char *key, size_t key_size, const ch
         pos += (size_t)sizes[0] + sizes[1] + 2;
     }
     return 0;
+}
+
+int pw_header_value(uint32_t type, const char *key, size_t key_size, int whole_map, PyObject **text) {
+    const char *found = NULL;
+    size_t size = 0;
+    int result = whole_map ? find_in_map(type, key, key_size, &found, &size) : -1;
+    char *fetched = NULL;
+    if (result < 0) {
+        proxy_status_t status = proxy_get_header_map_value(type, key, key_size, &fetched, &size);
+        result = status == PROXY_OK ? 1 : status == NOT_FOUND ? 0 : -(int)status;
+        found = fetched;
+    }
+    if (result == 1 && text != NULL) {
+        *text = PyUnicode_DecodeUTF8(found ? found : "", (Py_ssize_t)size, "surrogateescape");
+        if (*text == NULL) result = -1; /* not a status: the Python error stays set */
+    }
+    free(fetched);
+    return result;
 }

@@ -166,29 +166,12 @@ static PyObject *pw_set_buffer_bytes(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-/* One proxy_get_header_map_pairs per map and callback (header_cache.c). */
-static int map_pairs(uint32_t type, const char **data, size_t *size) {
-    int status = pw_header_map_pairs(type, data, size);
-    if (status >= 0) return status;
-    char *fetched = NULL; /* a map type the cache does not keep */
-    status = (int)proxy_get_header_map_pairs(type, &fetched, size);
-    if (status != PROXY_OK) {
-        free(fetched);
-        return status;
-    }
-    static char *uncached;
-    free(uncached);
-    uncached = fetched;
-    *data = fetched;
-    return PROXY_OK;
-}
-
 static PyObject *pw_get_header_map_pairs(PyObject *self, PyObject *arg) {
     unsigned int type;
     const char *data = NULL;
     size_t size = 0;
     if (!arg_u32(arg, &type)) return NULL;
-    CHECK((proxy_status_t)map_pairs(type, &data, &size), "proxy_get_header_map_pairs");
+    CHECK((proxy_status_t)pw_header_map_pairs(type, &data, &size), "proxy_get_header_map_pairs"); /* once per callback */
     return PyBytes_FromStringAndSize(data ? data : "", data ? (Py_ssize_t)size : 0);
 }
 
@@ -198,7 +181,7 @@ static PyObject *pw_get_header_map_list(PyObject *self, PyObject *arg) {
     const char *data = NULL;
     size_t size = 0;
     if (!arg_u32(arg, &type)) return NULL;
-    CHECK((proxy_status_t)map_pairs(type, &data, &size), "proxy_get_header_map_pairs");
+    CHECK((proxy_status_t)pw_header_map_pairs(type, &data, &size), "proxy_get_header_map_pairs"); /* once per callback */
     uint32_t count = 0;
     if (data != NULL && size >= 4) memcpy(&count, data, 4);
     if (data == NULL || size < 4 || count > (size - 4) / 10) {  /* each pair needs >= 10 bytes */
@@ -255,28 +238,19 @@ static PyObject *pw_get_header_map_size(PyObject *self, PyObject *args) {
     return PyLong_FromSize_t(size);
 }
 
-/* Shared by get_header_map_value and find_header_map_value: parse (map_type, key) and
- * ask the host (which lower-cases the key). Returns -1 with a Python error set for bad
- * arguments, else the host's status (*value filled when OK). */
-static int header_value_call(PyObject *const *args, Py_ssize_t nargs, const char *name, char **value,
-                             size_t *value_size) {
+static PyObject *pw_get_header_map_value(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     unsigned int type;
     const char *key;
     Py_ssize_t key_size;
     PyObject *keep;
-    if (!check_nargs(nargs, 2, name) || !arg_u32(args[0], &type) || !pw_arg_buf(args[1], &key, &key_size, &keep))
-        return -1;
-    proxy_status_t status = proxy_get_header_map_value(type, key, (size_t)key_size, value, value_size);
-    Py_XDECREF(keep);
-    return (int)status;
-}
-
-static PyObject *pw_get_header_map_value(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     char *value = NULL;
     size_t value_size = 0;
-    int status = header_value_call(args, nargs, "get_header_map_value", &value, &value_size);
-    if (status < 0) return NULL;
-    if (status != PROXY_OK) return raise_status((proxy_status_t)status, "proxy_get_header_map_value");
+    if (!check_nargs(nargs, 2, "get_header_map_value") || !arg_u32(args[0], &type) ||
+        !pw_arg_buf(args[1], &key, &key_size, &keep))
+        return NULL;
+    proxy_status_t status = proxy_get_header_map_value(type, key, (size_t)key_size, &value, &value_size);
+    Py_XDECREF(keep);
+    if (status != PROXY_OK) return raise_status(status, "proxy_get_header_map_value");
     return take_buffer(value, value_size);
 }
 
@@ -284,74 +258,52 @@ static PyObject *pw_get_header_map_value(PyObject *self, PyObject *const *args, 
  * returned as str (UTF-8, surrogateescape), and an absent header is None instead of a
  * NOT_FOUND error. */
 static PyObject *pw_find_header_map_value(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    enum { NOT_FOUND = 1 };
-    char *value = NULL;
-    size_t value_size = 0;
-    int status = header_value_call(args, nargs, "find_header_map_value", &value, &value_size);
-    if (status < 0) return NULL;
-    if (status == NOT_FOUND) {
-        free(value);
-        Py_RETURN_NONE;
-    }
-    if (status != PROXY_OK) return raise_status((proxy_status_t)status, "proxy_get_header_map_value");
-    PyObject *text = PyUnicode_DecodeUTF8(value ? value : "", (Py_ssize_t)value_size, "surrogateescape");
-    free(value);
-    return text;
-}
-
-static PyObject *pw_replace_header_map_value(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    unsigned int type;
-    const char *key, *value;
-    Py_ssize_t key_size, value_size;
-    PyObject *keep_key, *keep_value;
-    if (!check_nargs(nargs, 3, "replace_header_map_value") || !arg_u32(args[0], &type) ||
-        !pw_arg_buf(args[1], &key, &key_size, &keep_key))
-        return NULL;
-    if (!pw_arg_buf(args[2], &value, &value_size, &keep_value)) {
-        Py_XDECREF(keep_key);
-        return NULL;
-    }
-    pw_header_map_written(type);
-    proxy_status_t status = proxy_replace_header_map_value(type, key, (size_t)key_size, value, (size_t)value_size);
-    Py_XDECREF(keep_key);
-    Py_XDECREF(keep_value);
-    if (status != PROXY_OK) return raise_status(status, "proxy_replace_header_map_value");
-    Py_RETURN_NONE;
-}
-
-static PyObject *pw_add_header_map_value(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    unsigned int type;
-    const char *key, *value;
-    Py_ssize_t key_size, value_size;
-    PyObject *keep_key, *keep_value;
-    if (!check_nargs(nargs, 3, "add_header_map_value") || !arg_u32(args[0], &type) ||
-        !pw_arg_buf(args[1], &key, &key_size, &keep_key))
-        return NULL;
-    if (!pw_arg_buf(args[2], &value, &value_size, &keep_value)) {
-        Py_XDECREF(keep_key);
-        return NULL;
-    }
-    pw_header_map_written(type);
-    proxy_status_t status = proxy_add_header_map_value(type, key, (size_t)key_size, value, (size_t)value_size);
-    Py_XDECREF(keep_key);
-    Py_XDECREF(keep_value);
-    if (status != PROXY_OK) return raise_status(status, "proxy_add_header_map_value");
-    Py_RETURN_NONE;
-}
-
-static PyObject *pw_remove_header_map_value(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     unsigned int type;
     const char *key;
     Py_ssize_t key_size;
-    PyObject *keep;
-    if (!check_nargs(nargs, 2, "remove_header_map_value") || !arg_u32(args[0], &type) ||
+    PyObject *keep, *text = NULL;
+    if (!check_nargs(nargs, 2, "find_header_map_value") || !arg_u32(args[0], &type) ||
         !pw_arg_buf(args[1], &key, &key_size, &keep))
         return NULL;
-    pw_header_map_written(type);
-    proxy_status_t status = proxy_remove_header_map_value(type, key, (size_t)key_size);
+    int found = pw_header_value(type, key, (size_t)key_size, 0, &text);
     Py_XDECREF(keep);
-    if (status != PROXY_OK) return raise_status(status, "proxy_remove_header_map_value");
+    if (found == 1) return text;
+    if (found == 0) Py_RETURN_NONE;
+    return PyErr_Occurred() ? NULL : raise_status((proxy_status_t)-found, "proxy_get_header_map_value");
+}
+
+/* replace / add / remove_header_map_value: (map_type, key[, value]) through the one
+ * write path of header_cache.c. */
+static PyObject *header_write(enum pw_header_op op, PyObject *const *args, Py_ssize_t nargs, const char *name,
+                              const char *hostcall) {
+    unsigned int type;
+    const char *key, *value = NULL;
+    Py_ssize_t key_size, value_size = 0;
+    PyObject *keep_key, *keep_value = NULL;
+    Py_ssize_t want = op == PW_HEADER_REMOVE ? 2 : 3;
+    if (!check_nargs(nargs, want, name) || !arg_u32(args[0], &type) || !pw_arg_buf(args[1], &key, &key_size, &keep_key))
+        return NULL;
+    if (want == 3 && !pw_arg_buf(args[2], &value, &value_size, &keep_value)) {
+        Py_XDECREF(keep_key);
+        return NULL;
+    }
+    proxy_status_t status = pw_header_map_write(op, type, key, (size_t)key_size, value, (size_t)value_size);
+    Py_XDECREF(keep_key);
+    Py_XDECREF(keep_value);
+    if (status != PROXY_OK) return raise_status(status, hostcall);
     Py_RETURN_NONE;
+}
+
+static PyObject *pw_replace_header_map_value(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    return header_write(PW_HEADER_REPLACE, args, nargs, "replace_header_map_value", "proxy_replace_header_map_value");
+}
+
+static PyObject *pw_add_header_map_value(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    return header_write(PW_HEADER_ADD, args, nargs, "add_header_map_value", "proxy_add_header_map_value");
+}
+
+static PyObject *pw_remove_header_map_value(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    return header_write(PW_HEADER_REMOVE, args, nargs, "remove_header_map_value", "proxy_remove_header_map_value");
 }
 
 static PyObject *pw_continue_stream(PyObject *self, PyObject *args) {
@@ -607,14 +559,20 @@ unsigned char pw_dispatch_idle[sizeof(pw_dispatch_names) / sizeof(pw_dispatch_na
 
 PyObject *pw_http_contexts, *pw_all_contexts, *pw_dispatcher, *pw_header_fast_path;
 
-/* Keep the dispatcher, its optional `stream_tables` (two dicts, for proxy_on_delete)
- * and `header_fast_path` (a one-item list, for the header callbacks). */
-static int set_stream_tables(PyObject *dispatcher) {
+/* Keep the dispatcher, where it keeps its epoch and effective context, and its optional
+ * `stream_tables` (two dicts, for proxy_on_delete) and `header_fast_path` (a one-item
+ * list, for the header callbacks). */
+static int keep_dispatcher(PyObject *dispatcher) {
     PyObject *tables = NULL, *fast = NULL;
     if (PyObject_GetOptionalAttrString_compat(dispatcher, "header_fast_path", &fast) < 0) return -1;
     if (fast != NULL && !(PyList_Check(fast) && PyList_GET_SIZE(fast) == 1)) Py_CLEAR(fast);
     Py_XSETREF(pw_header_fast_path, fast);
     Py_XSETREF(pw_dispatcher, Py_NewRef(dispatcher));
+    if (pw_dispatcher_slots.type != Py_TYPE(dispatcher)) {
+        pw_dispatcher_slots.epoch = pw_slot_offset(Py_TYPE(dispatcher), "epoch");
+        pw_dispatcher_slots.effective_context_id = pw_slot_offset(Py_TYPE(dispatcher), "effective_context_id");
+        pw_dispatcher_slots.type = Py_TYPE(dispatcher);
+    }
     if (PyObject_GetOptionalAttrString_compat(dispatcher, "stream_tables", &tables) < 0) return -1;
     PyObject *http = NULL, *all = NULL;
     if (tables != NULL && PyTuple_Check(tables) && PyTuple_GET_SIZE(tables) == 2 &&
@@ -630,7 +588,7 @@ static int set_stream_tables(PyObject *dispatcher) {
 
 /* Look the dispatcher's methods up once; read its optional `idle_callbacks` (names of
  * callbacks it does not need: the shim answers them with their default itself) and
- * `stream_tables`. */
+ * what keep_dispatcher keeps. */
 static PyObject *pw_set_dispatcher(PyObject *self, PyObject *dispatcher) {
     size_t count = sizeof(pw_dispatch_names) / sizeof(pw_dispatch_names[0]) - 1;
     PyObject *found[sizeof(pw_dispatch_names) / sizeof(pw_dispatch_names[0])];
@@ -653,7 +611,7 @@ static PyObject *pw_set_dispatcher(PyObject *self, PyObject *dispatcher) {
         idle[i] = (unsigned char)is_idle;
     }
     Py_XDECREF(idle_names);
-    if (set_stream_tables(dispatcher) < 0) {
+    if (keep_dispatcher(dispatcher) < 0) {
         for (size_t i = 0; i < count; i++) Py_XDECREF(found[i]);
         return NULL;
     }
