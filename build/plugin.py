@@ -272,7 +272,7 @@ def _snapshot_plugin(
     keep_compiler: bool,
 ) -> bytes:
     runtime_bytes = runtime.wasm.read_bytes()
-    host = _BuildHost()
+    host = _BuildHost(capture_stdout=True)
 
     def initialize(store: wasmtime.Store, instance: wasmtime.Instance) -> None:
         if _boot(store, instance, bundle) != 0:
@@ -293,6 +293,8 @@ def _snapshot_plugin(
     if not keep_compiler:
         module, _ = strip_build_only_code(module)
     parsed_out = Module.parse(module)
+    unexported = _unused_callbacks(bytes(host.stdout), plugin_dir, metadata)
+    parsed_out.set_exports([export for export in parsed_out.exports() if export.name not in unexported])
     parsed_out.drop_custom_sections()
     info = metadata.to_json() | {
         "pwtool": __version__, "runtime": runtime.key, "python": "3.11", "compiler": keep_compiler,
@@ -300,6 +302,24 @@ def _snapshot_plugin(
     parsed_out.set_custom_section(METADATA_SECTION, json.dumps(info, sort_keys=True).encode())
     assert any(e.name == "_initialize" and e.kind == KIND_FUNC for e in parsed_out.exports())
     return parsed_out.to_bytes()
+
+
+_UNEXPORTED_MARKER = "PWTOOL-UNEXPORTED "
+_MAY_LEAVE_OUT = frozenset({"on_log", "on_done"})
+
+
+def _unused_callbacks(stdout: bytes, plugin_dir: Path, metadata: PluginMetadata) -> set[str]:
+    """The ``proxy_on_*`` exports to drop, from the runtime's ``PWTOOL-UNEXPORTED`` line
+    (build/runtime/boot/boot.py): callbacks no context class of the plugin overrides."""
+    lines = [line for line in stdout.decode("utf-8", "replace").splitlines() if line.startswith(_UNEXPORTED_MARKER)]
+    if len(lines) != 1:
+        raise BuildError(f"{plugin_dir}: building plugin {metadata.name!r}: the runtime did not report which "
+                         "callbacks the module uses; rebuild the runtime (remove the pwtool cache directory)")
+    names = {name for name in lines[0][len(_UNEXPORTED_MARKER):].split(",") if name}
+    if not names <= _MAY_LEAVE_OUT:
+        raise BuildError(f"{plugin_dir}: building plugin {metadata.name!r}: the runtime asked to leave out "
+                         f"{sorted(names - _MAY_LEAVE_OUT)}, which a module must export")
+    return {"proxy_" + name for name in names}
 
 
 def _explain_failure(plugin_dir: Path, metadata: PluginMetadata, host: _BuildHost) -> str:

@@ -23,7 +23,7 @@ from ._errors import BadArgument, ConfigError, HostcallError, NotFound, StreamGo
 from ._headers import HostHeaders, serialize_headers
 from ._json import loads
 from ._tasks import Suspend, WaitKind
-from ._types import Action, BufferType, MapType, StreamType
+from ._types import Action, BufferType, LogLevel, MapType, StreamType
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -45,6 +45,12 @@ NOT_HELD: tuple[int, ...] = (0, 0, 0, 0)
 does: one count per `StreamType`)."""
 
 
+unexported_callbacks: dict[str, tuple[object, ...]] = {}
+"""The callbacks the built module does not export, each with the SDK's no-op methods
+for it. The build fills it once the plugin is imported (`leave_out_unused_callbacks`);
+in native mode it stays empty."""
+
+
 class Context:
     """What every context has: its id, its root, callouts and gRPC calls."""
 
@@ -61,6 +67,11 @@ class Context:
     _bound: bool
     _deleted: bool
     _tasks: list[Task] | None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if unexported_callbacks:  # a class made after the build left callbacks out
+            _report_unexported_overrides(cls)
 
     def _bind(self, context_id: int, root: RootContext | None, dispatcher: Dispatcher) -> None:
         self.id = context_id
@@ -546,6 +557,19 @@ class TcpContext(Context):
         """Close the server connection; False when it is already gone."""
         return self._close(StreamType.UPSTREAM)
 
+
+
+def _report_unexported_overrides(cls: type) -> None:
+    """Log, at once, that the host will never call `cls`'s overrides of callbacks the
+    module was built without."""
+    for name, no_ops in unexported_callbacks.items():
+        if getattr(cls, name, no_ops[0]) not in no_ops:
+            _hostcalls.log(
+                LogLevel.ERROR,
+                f"{cls.__module__}.{cls.__qualname__}.{name} will never be called: the module was built "
+                f"without proxy_{name}, since no context class overrode {name} when the plugin was "
+                "imported. Define the class at import time (at module level) and rebuild.",
+            )
 
 
 def _buffered_size(buffer_type: BufferType) -> int:

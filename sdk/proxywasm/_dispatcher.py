@@ -23,7 +23,7 @@ from . import _hostcalls
 from ._body import Body
 from ._callouts import GrpcResponse, GrpcStream, HttpResponse
 from ._codec import deserialize_header_map_bytes, to_str
-from ._context import NOT_HELD, Context, HttpContext, RootContext, TcpContext, packaged_config
+from ._context import NOT_HELD, Context, HttpContext, RootContext, TcpContext, packaged_config, unexported_callbacks
 from ._errors import (
     BadArgument,
     ConfigError,
@@ -266,6 +266,26 @@ def idle_callbacks_for(
         idle.add("on_context_create")
     result = _idle_memo[key] = frozenset(idle)
     return result
+
+
+def leave_out_unused_callbacks() -> list[str]:
+    """The callbacks a built module need not export, recorded for the running module.
+
+    ``on_log`` and ``on_done`` do nothing unless some context class overrides them, and
+    Envoy does not call a callback the module does not export: leaving them out saves
+    two calls into the VM per request. The build calls this once the plugin is
+    imported, when every class of the plugin exists; a class made later that overrides
+    one of them is reported when it is made (`Context.__init_subclass__`).
+    """
+    no_ops: dict[str, tuple[object, ...]] = {"on_log": _NOOP_ON_LOG, "on_done": (_NOOP_ON_DONE,)}
+    classes, pending = [], [Context]
+    while pending:
+        cls = pending.pop()
+        classes.append(cls)
+        pending.extend(cls.__subclasses__())
+    unused = [name for name, kept in no_ops.items() if all(getattr(cls, name, kept[0]) in kept for cls in classes)]
+    unexported_callbacks.update((name, no_ops[name]) for name in unused)
+    return unused
 
 
 _idle_memo: dict[tuple[tuple[tuple[type, type | None, type | None], ...], bool], frozenset[str]] = {}

@@ -10,7 +10,9 @@ A build runs it twice, in two fresh instances (see pwtool.build.plugin):
             stdout; the compiler's garbage dies with that instance;
   mode "load":    import the plugin from that marshalled code, so the instance that is
             snapshotted allocates little besides what stays alive: a denser heap, a
-            smaller module, fewer pages touched in each VM.
+            smaller module, fewer pages touched in each VM; then write to stdout the
+            line ``PWTOOL-UNEXPORTED name,...``: the callbacks the module need not
+            export (the SDK's `leave_out_unused_callbacks`).
 
 BUNDLE keys:
   mode:     "compile" or "load"
@@ -145,6 +147,15 @@ def _report(error: BaseException, context: str) -> None:
     sys.__stderr__.write(f"PWTOOL-BUILD-ERROR {context}\n{_format(error)}\n")
 
 
+def _report_unused_callbacks() -> None:
+    """Tell the build which callbacks the module need not export (one stdout line)."""
+    import os
+
+    dispatcher = sys.modules.get("proxywasm._dispatcher")  # absent if the plugin skips the SDK
+    unused = dispatcher.leave_out_unused_callbacks() if dispatcher is not None else []
+    os.write(1, f"PWTOOL-UNEXPORTED {','.join(unused)}\n".encode())
+
+
 def _forget_imported_modules() -> None:
     """Drop the code of modules already imported; the rest stays importable (marshalled)."""
     for name in list(_modules):
@@ -228,6 +239,7 @@ def load_plugin() -> bool:
             if required:
                 _report(error, f"import {module} at {importer}:{line}")
                 return False
+    _report_unused_callbacks()
     _forget_imported_modules()
     if not _bundle["keep_compiler"]:
         _forbid_runtime_compilation()
@@ -236,7 +248,8 @@ def load_plugin() -> bool:
     # What only the build needed stays out of the snapshot (its code would be kept alive
     # by this module's namespace).
     for name in ("install_importer", "main", "compile_modules", "load_plugin", "_install_metadata",
-                 "_report", "_format", "_forbid_runtime_compilation", "_forget_imported_modules"):
+                 "_report", "_format", "_forbid_runtime_compilation", "_forget_imported_modules",
+                 "_report_unused_callbacks"):
         globals().pop(name, None)
     import gc
 
