@@ -10,9 +10,14 @@ HTTP filter doing the header work of ``plugins/http_headers``:
 Variants: ``none`` (no filter, the baseline), ``lua`` (an Envoy Lua filter; it counts
 in a Lua table, since Envoy's Lua API has no stats), ``c`` (a minimal C proxy-wasm
 module compiled with zig; skipped when zig is missing) and ``python`` (the built
-``plugins/http_headers`` module). ``python-floor`` is a reference, not the same work:
-a Python plugin whose header callbacks do nothing, i.e. what the SDK and the
-interpreter cost per request before a plugin does anything.
+``plugins/http_headers`` module).
+
+``python-floor`` and ``c-floor`` are references, not the same work: the Python plugin
+and the C module with header callbacks that do nothing. The first is what the SDK and
+the interpreter cost per request before a plugin does anything. ``c`` minus
+``c-floor`` is what the work's hostcalls cost in any language: one
+get_header_map_pairs (which calls back into the VM to allocate), one increment_metric,
+and a replace and a remove (plus a replace when the request has no x-request-id).
 
 ``wrk -t1 -c10`` loads each Envoy for ``--duration`` seconds after a warm-up. Envoy's
 CPU time is read from ``/proc/<pid>/stat`` (utime + stime, all threads) around the
@@ -133,7 +138,8 @@ def build_python_floor(cache: Path) -> Path:
     return build_plugin_cached(source, cache)
 
 
-def build_c(cache: Path) -> Path | None:
+def build_c(cache: Path, floor: bool = False) -> Path | None:
+    """The C module (``floor``: its header callbacks return at once); None without zig."""
     try:
         import ziglang  # type: ignore[import-untyped]  # noqa: F401
     except ImportError:
@@ -141,7 +147,7 @@ def build_c(cache: Path) -> Path | None:
     from pwtool_zig import compile_c
 
     cache.mkdir(parents=True, exist_ok=True)
-    return compile_c(REPO / "bench" / "c" / "headers.c", cache)
+    return compile_c(REPO / "bench" / "c" / "headers.c", cache, ("HEADERS_FLOOR",) if floor else ())
 
 
 def filters_for(variant: str, modules: dict[str, Path]) -> list[dict[str, Any]]:
@@ -149,8 +155,8 @@ def filters_for(variant: str, modules: dict[str, Path]) -> list[dict[str, Any]]:
         return []
     if variant == "lua":
         return [lua_filter()]
-    if variant == "c":
-        return [wasm_filter("headers_c", "headers_c", modules["c"])]
+    if variant in ("c", "c-floor"):
+        return [wasm_filter("headers_c", "headers_c", modules[variant])]
     if variant == "python":
         return [wasm_filter("http_headers", "http_headers", modules["python"])]
     if variant == "python-floor":
@@ -207,7 +213,7 @@ def check_behaviour(variant: str, url: str) -> None:
     with urllib.request.urlopen(url, timeout=10) as response:
         assert response.status == 200, response.status
         powered = response.headers.get("x-powered-by")
-    if variant in ("none", "python-floor"):
+    if variant in ("none", "python-floor", "c-floor"):
         if powered is not None:
             raise RuntimeError(f"{variant} answered x-powered-by={powered!r}")
         return
@@ -277,6 +283,12 @@ def render(table: dict[str, dict[str, float]]) -> str:
         lines.append(f"Python floor (empty callbacks) minus C, CPU added per request: {floor:+.2f} µs")
     if "c" in table and "python" in table and table["c"]["cpu_us_added"] > 0:
         lines.append(f"Python/C CPU added per request: {table['python']['cpu_us_added'] / table['c']['cpu_us_added']:.2f}")
+    if {"c", "c-floor"} <= table.keys():
+        hostcalls = table["c"]["cpu_us_added"] - table["c-floor"]["cpu_us_added"]
+        lines.append(f"The work's hostcalls (c minus c-floor), CPU per request: {hostcalls:+.2f} µs")
+        if {"python", "python-floor"} <= table.keys():
+            own = table["python"]["cpu_us_added"] - table["python-floor"]["cpu_us_added"] - hostcalls
+            lines.append(f"The Python plugin's own code (python minus python-floor minus hostcalls): {own:+.2f} µs")
     return "\n".join(lines)
 
 
@@ -288,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
     parser.add_argument("--connections", type=int, default=10, help="wrk connections")
     parser.add_argument("--variants", default="none,lua,c,python",
-                        help="comma-separated subset of none,lua,c,python,python-floor (none is always run)")
+                        help="comma-separated subset of none,lua,c,c-floor,python,python-floor (none is always run)")
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "pwtool-bench-builds",
                         help="where built modules are cached")
     parser.add_argument("--json", type=Path, help="also write the samples and the table here")
@@ -299,22 +311,23 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     variants = ["none"] + [v for v in args.variants.split(",") if v and v != "none"]
     modules: dict[str, Path] = {}
-    unknown = set(variants) - {"none", "lua", "c", "python", "python-floor"}
+    unknown = set(variants) - {"none", "lua", "c", "c-floor", "python", "python-floor"}
     if unknown:
-        print(f"unknown variant(s) {', '.join(sorted(unknown))}: choose from none,lua,c,python,python-floor",
+        print(f"unknown variant(s) {', '.join(sorted(unknown))}: choose from none,lua,c,c-floor,python,python-floor",
               file=sys.stderr)
         return 2
     if "python" in variants:
         modules["python"] = build_python(args.cache)
     if "python-floor" in variants:
         modules["python-floor"] = build_python_floor(args.cache)
-    if "c" in variants:
-        c_module = build_c(args.cache)
-        if c_module is None:
-            print("zig (ziglang) is not installed: skipping the C variant", file=sys.stderr)
-            variants.remove("c")
-        else:
-            modules["c"] = c_module
+    for variant in ("c", "c-floor"):
+        if variant in variants:
+            c_module = build_c(args.cache, floor=variant == "c-floor")
+            if c_module is None:
+                print(f"zig (ziglang) is not installed: skipping the {variant} variant", file=sys.stderr)
+                variants.remove(variant)
+            else:
+                modules[variant] = c_module
 
     samples: list[Sample] = []
     for round_number in range(1, args.rounds + 1):

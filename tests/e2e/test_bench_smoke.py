@@ -18,12 +18,15 @@ def test_bench_script_prints_the_table(tmp_path: Path) -> None:
     assert shutil.which("wrk"), "wrk is not installed: run ./setup.sh (it runs apt-get install -y wrk)"
     result = subprocess.run(
         [sys.executable, str(REPO / "bench" / "headers_vs_lua.py"), "--duration", "1", "--warmup", "1",
-         "--rounds", "1", "--variants", "lua,python,python-floor", "--cache", str(tmp_path),
+         "--rounds", "1", "--variants", "lua,c,c-floor,python,python-floor", "--cache", str(tmp_path),
          "--json", str(tmp_path / "out.json")],
         capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert [line.split()[0] for line in lines[2:6]] == ["none", "lua", "python", "python-floor"], result.stdout
-    assert "Python/Lua CPU added per request:" in result.stdout
+    assert [line.split()[0] for line in lines[2:8]] == ["none", "lua", "c", "c-floor", "python", "python-floor"], \
+        result.stdout
+    for summary in ("Python/Lua CPU added per request:", "The work's hostcalls (c minus c-floor)",
+                    "The Python plugin's own code"):
+        assert summary in result.stdout
     assert (tmp_path / "out.json").stat().st_size > 0
