@@ -4,7 +4,9 @@ overrides one of them keeps its export, and one made after the build is reported
 
 from __future__ import annotations
 
+import json
 import textwrap
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,6 +14,8 @@ import pytest
 
 from pwtool.build.wasm_binary import Module
 from pwtool.emulator import Emulator
+from pwtool.envoy import EchoServer, Envoy, free_port
+from pwtool.manifests import bootstrap, http_filter, plugin_config
 
 pytestmark = pytest.mark.slow
 
@@ -38,7 +42,7 @@ from proxywasm import HttpContext
 
 class Logging(HttpContext):
     def on_log(self):
-        proxywasm.log_warn(f"on_log {self.id}")
+        proxywasm.log_warn(f"on_log {self.id} {self.request_headers.get(':path')}")
 
 
 proxywasm.register(Logging)
@@ -159,3 +163,24 @@ def test_class_made_after_the_build_is_reported(tmp_path: Path, built_plugin: Ca
         stream.send_response_headers([(":status", "200")], end_of_stream=True)
         assert not plugin.logs.error
         assert "late on_log" in plugin.logs.warn
+
+
+@pytest.mark.envoy
+def test_envoy_runs_modules_with_and_without_on_log(tmp_path: Path, built_plugin: Callable[[Path], Path]) -> None:
+    plain = built_plugin(plugin_dir(tmp_path, "plain", PLAIN))
+    logging = built_plugin(plugin_dir(tmp_path, "logging", LOGS_REQUESTS))
+    assert callback_exports(plain) == set() and callback_exports(logging) == {"proxy_on_log"}
+    listen, admin = free_port(), free_port()
+    filters = [http_filter(plugin_config(name=name, root_id=name, wasm_file=wasm))
+               for name, wasm in (("plain", plain), ("logging", logging))]
+    with EchoServer() as echo:
+        config = bootstrap(http_filters=filters, listen_port=listen, admin_port=admin, upstream=echo.address)
+        with Envoy(config, admin_port=admin) as envoy:
+            for index in range(3):
+                with urllib.request.urlopen(f"http://127.0.0.1:{listen}/logged/{index}", timeout=10) as response:
+                    assert response.status == 200
+                    assert json.loads(response.read())["headers"]["x-seen"] == "1"  # plain's header went upstream
+            log = envoy.log_text()
+            for index in range(3):
+                assert f"/logged/{index}" in log, log[-2000:]  # Envoy called the kept on_log
+            assert envoy.process is not None and envoy.process.poll() is None
