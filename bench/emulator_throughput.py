@@ -5,7 +5,7 @@ response headers with end_of_stream (on_log, on_done, on_delete): the full life 
 stream through the plugin. Runs the C test module (raw ABI) and a Python plugin built
 with ``pwtool build``.
 
-    /work/venv/bin/python bench/emulator_throughput.py [--seconds 3] [--plugin DIR]
+    .venv/bin/python bench/emulator_throughput.py [--seconds 3] [--plugin DIR]
 """
 
 from __future__ import annotations

@@ -26,8 +26,8 @@ request is subtracted to give the CPU each filter adds. With ``--rounds N`` the
 variants run N times, interleaved, and the median is reported (for the CPU added,
 the median over rounds of the difference to the same round's baseline).
 
-    /work/venv/bin/python bench/headers_vs_lua.py                 # 3 rounds of 10 s
-    /work/venv/bin/python bench/headers_vs_lua.py --duration 1 --rounds 1 --json out.json
+    .venv/bin/python bench/headers_vs_lua.py                      # 3 rounds of 10 s, every variant
+    .venv/bin/python bench/headers_vs_lua.py --duration 1 --rounds 1 --json out.json
 
 Exit status 0 even if Python is slower than Lua: this prints ratios, it is not a test.
 """
@@ -299,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median is reported")
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
     parser.add_argument("--connections", type=int, default=10, help="wrk connections")
-    parser.add_argument("--variants", default="none,lua,c,python",
+    parser.add_argument("--variants", default="none,lua,c,c-floor,python,python-floor",
                         help="comma-separated subset of none,lua,c,c-floor,python,python-floor (none is always run)")
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "pwtool-bench-builds",
                         help="where built modules are cached")

@@ -8,7 +8,7 @@ not depend on what else the machine is doing, so they show what an SDK change sa
 They count only the work inside the module: Envoy's own cost per callback and hostcall
 is not in them (``bench/headers_vs_lua.py`` measures that).
 
-    /work/venv/bin/python bench/instructions_per_request.py [--requests 50]
+    .venv/bin/python bench/instructions_per_request.py [--requests 50]
 """
 
 from __future__ import annotations
