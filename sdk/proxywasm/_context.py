@@ -558,7 +558,6 @@ class TcpContext(Context):
         return self._close(StreamType.UPSTREAM)
 
 
-
 def _report_unexported_overrides(cls: type) -> None:
     """Log, at once, that the host will never call `cls`'s overrides of callbacks the
     module was built without."""
