@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,3 +24,18 @@ def built_plugin(request: pytest.FixtureRequest) -> Callable[[str | Path], Path]
         return build_plugin_cached(PLUGINS / plugin if isinstance(plugin, str) else plugin, cache)
 
     return build
+
+
+@pytest.fixture
+def plugin_source(tmp_path: Path) -> Callable[[str, str], Path]:
+    """``plugin_source(name, source)`` -> a plugin directory in ``tmp_path``: ``plugin.py``
+    with `source` (dedented) and a ``plugin.toml`` naming it `name`."""
+
+    def write(name: str, source: str) -> Path:
+        directory = tmp_path / name
+        directory.mkdir()
+        (directory / "plugin.py").write_text(textwrap.dedent(source))
+        (directory / "plugin.toml").write_text(f'name = "{name}"\n')
+        return directory
+
+    return write

@@ -296,8 +296,8 @@ VM's root costs a lookup."""
 class Dispatcher:
     """Receives every ABI callback of one VM and routes it to plugin objects."""
 
-    __slots__ = ("epoch", "effective_context_id", "__dict__")
     # Slots: the shim's header fast path writes these two on every request.
+    __slots__ = ("epoch", "effective_context_id", "__dict__")
 
     idle_callbacks: frozenset[str] = frozenset()
     """Callbacks the registered plugins do not need (see docs/abi-seam.md): the shim

@@ -2,12 +2,13 @@
 
 `Headers` is a plain in-memory map (build one for a callout or a local response).
 The maps that HTTP contexts expose (request/response headers and trailers) are bound
-to the host. The Python methods below ask the host for one header per lookup; the
-first whole-map read in a callback fetches every pair with ONE `get_header_map_pairs`
-hostcall and caches them until the callback returns; each write is one hostcall and
-updates the cache, so reads after writes see the writes. In a built module the shim's
-C versions of the per-request methods replace some of them (`install_c_methods`):
-their lookups read the whole map once per callback and search it in C.
+to the host. A lookup by name goes through `find_header_map_value`, which a built
+module answers from the map the shim reads whole once per callback (the emulator's
+native mode asks for the one header); whole-map reads parse every pair, fetched with
+ONE `get_header_map_pairs`, and cache them until the callback returns; each write is
+one hostcall and updates the cache, so reads after writes see the writes. In a built
+module the shim's C versions of the per-request methods replace some of them
+(`install_c_methods`) and search the same map in C.
 """
 
 from __future__ import annotations
@@ -204,9 +205,9 @@ class Headers:
 class HostHeaders(Headers):
     """A header map owned by the host (request/response headers, trailers).
 
-    Lookups by name ask the host for one header; whole-map reads are served from a
-    per-callback cache filled by one hostcall; writes go to the host straight away (one
-    hostcall each) and keep the cache coherent.
+    Lookups by name go through `find_header_map_value`; whole-map reads are served
+    from a per-callback cache filled by one hostcall; writes go to the host straight
+    away (one hostcall each) and keep the cache coherent.
     """
 
     __slots__ = ("_map_type", "_dispatcher", "_context_id", "_epoch")
@@ -219,9 +220,8 @@ class HostHeaders(Headers):
         self._context_id = context_id
         self._epoch = -1
 
-    # `get` and `in` are the per-request readers. Unless the map was already fetched in
-    # this callback (iteration fetches it whole), they ask the host for the one header:
-    # one crossing, decoded in C, cheaper than fetching and scanning every pair.
+    # `get` and `in` are the per-request readers. Unless this object already parsed the
+    # map in this callback (iteration does), they ask `find_header_map_value`.
 
     def get(self, name: str | bytes, default: str | None = None) -> str | None:
         """The first value of header `name`, or `default` when it is absent."""

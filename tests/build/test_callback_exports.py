@@ -5,7 +5,6 @@ overrides one of them keeps its export, and one made after the build is reported
 from __future__ import annotations
 
 import json
-import textwrap
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +17,9 @@ from pwtool.envoy import EchoServer, Envoy, free_port
 from pwtool.manifests import bootstrap, http_filter, plugin_config
 
 pytestmark = pytest.mark.slow
+
+WritePlugin = Callable[[str, str], Path]  # the plugin_source fixture
+Build = Callable[[Path], Path]  # the built_plugin fixture
 
 REQUEST = [(":method", "GET"), (":path", "/"), (":authority", "example.com")]
 
@@ -93,14 +95,6 @@ proxywasm.register(Plugin)
 """
 
 
-def plugin_dir(tmp_path: Path, name: str, source: str) -> Path:
-    directory = tmp_path / name
-    directory.mkdir()
-    (directory / "plugin.py").write_text(textwrap.dedent(source))
-    (directory / "plugin.toml").write_text(f'name = "{name}"\n')
-    return directory
-
-
 def callback_exports(module: Path) -> set[str]:
     return {e.name for e in Module.parse(module.read_bytes()).exports() if e.name in ("proxy_on_log", "proxy_on_done")}
 
@@ -116,17 +110,17 @@ def callback_exports(module: Path) -> set[str]:
     ids=["plain", "stream-on_log", "root-on_done", "unregistered-class"],
 )
 def test_exports_only_the_callbacks_some_class_overrides(
-    tmp_path: Path, built_plugin: Callable[[Path], Path], source: str, expected: set[str]
+    plugin_source: WritePlugin, built_plugin: Build, source: str, expected: set[str]
 ) -> None:
-    module = built_plugin(plugin_dir(tmp_path, "exports", source))
+    module = built_plugin(plugin_source("exports", source))
     assert callback_exports(module) == expected
     assert {"proxy_on_context_create", "proxy_on_request_headers", "proxy_on_delete"} <= {
         e.name for e in Module.parse(module.read_bytes()).exports()
     }
 
 
-def test_module_without_on_log_serves_streams(tmp_path: Path, built_plugin: Callable[[Path], Path]) -> None:
-    module = built_plugin(plugin_dir(tmp_path, "plain", PLAIN))
+def test_module_without_on_log_serves_streams(plugin_source: WritePlugin, built_plugin: Build) -> None:
+    module = built_plugin(plugin_source("plain", PLAIN))
     with Emulator() as emulator:
         plugin = emulator.load(module, root_id="plain")
         for _ in range(3):
@@ -137,8 +131,8 @@ def test_module_without_on_log_serves_streams(tmp_path: Path, built_plugin: Call
         assert not plugin.logs.error
 
 
-def test_kept_on_log_still_runs(tmp_path: Path, built_plugin: Callable[[Path], Path]) -> None:
-    module = built_plugin(plugin_dir(tmp_path, "logging", LOGS_REQUESTS))
+def test_kept_on_log_still_runs(plugin_source: WritePlugin, built_plugin: Build) -> None:
+    module = built_plugin(plugin_source("logging", LOGS_REQUESTS))
     with Emulator() as emulator:
         plugin = emulator.load(module, root_id="logging")
         stream = plugin.http_stream()
@@ -147,8 +141,8 @@ def test_kept_on_log_still_runs(tmp_path: Path, built_plugin: Callable[[Path], P
         assert any(line.startswith("on_log ") for line in plugin.logs.warn)
 
 
-def test_class_made_after_the_build_is_reported(tmp_path: Path, built_plugin: Callable[[Path], Path]) -> None:
-    directory = plugin_dir(tmp_path, "late", LATE_CLASS)
+def test_class_made_after_the_build_is_reported(plugin_source: WritePlugin, built_plugin: Build) -> None:
+    directory = plugin_source("late", LATE_CLASS)
     module = built_plugin(directory)
     assert callback_exports(module) == set()
     with Emulator() as emulator:
@@ -166,9 +160,9 @@ def test_class_made_after_the_build_is_reported(tmp_path: Path, built_plugin: Ca
 
 
 @pytest.mark.envoy
-def test_envoy_runs_modules_with_and_without_on_log(tmp_path: Path, built_plugin: Callable[[Path], Path]) -> None:
-    plain = built_plugin(plugin_dir(tmp_path, "plain", PLAIN))
-    logging = built_plugin(plugin_dir(tmp_path, "logging", LOGS_REQUESTS))
+def test_envoy_runs_modules_with_and_without_on_log(plugin_source: WritePlugin, built_plugin: Build) -> None:
+    plain = built_plugin(plugin_source("plain", PLAIN))
+    logging = built_plugin(plugin_source("logging", LOGS_REQUESTS))
     assert callback_exports(plain) == set() and callback_exports(logging) == {"proxy_on_log"}
     listen, admin = free_port(), free_port()
     filters = [http_filter(plugin_config(name=name, root_id=name, wasm_file=wasm))

@@ -111,14 +111,6 @@ proxywasm.register(Counted)
 REQUEST = [(":method", "GET"), (":path", "/"), (":authority", "h"), ("x-a", "1"), ("x-remove", "r")]
 
 
-def plugin_dir(tmp_path: Path, name: str, source: str) -> Path:
-    directory = tmp_path / name
-    directory.mkdir()
-    (directory / "plugin.py").write_text(source)
-    (directory / "plugin.toml").write_text(f'name = "{name}"\n')
-    return directory
-
-
 def load(emulator: Emulator, directory: Path, mode: str, built_plugin):  # type: ignore[no-untyped-def]
     source = built_plugin(directory) if mode == "wasm" else directory
     return emulator.load(source, mode=mode)
@@ -134,8 +126,8 @@ def run_edges(emulator: Emulator, directory: Path, mode: str, built_plugin):  # 
     return plugin, results
 
 
-def test_header_callbacks_and_methods_match_native_mode(tmp_path: Path, built_plugin) -> None:
-    directory = plugin_dir(tmp_path, "fast_edges", EDGES)
+def test_header_callbacks_and_methods_match_native_mode(plugin_source, built_plugin) -> None:
+    directory = plugin_source("fast_edges", EDGES)
     seen = {}
     for mode in ("native", "wasm"):
         with Emulator() as emulator:  # one each: metrics are the emulator's
@@ -181,8 +173,8 @@ def check_edges(plugin, results, mode: str) -> list[object]:  # type: ignore[no-
 
 
 
-def test_context_class_with_init_is_created_once_per_stream(emulator: Emulator, tmp_path: Path, built_plugin) -> None:
-    directory = plugin_dir(tmp_path, "fast_init", WITH_INIT)
+def test_context_class_with_init_is_created_once_per_stream(emulator: Emulator, plugin_source, built_plugin) -> None:
+    directory = plugin_source("fast_init", WITH_INIT)
     for mode in ("native", "wasm"):
         plugin = load(emulator, directory, mode, built_plugin)
         numbers = []
@@ -195,7 +187,7 @@ def test_context_class_with_init_is_created_once_per_stream(emulator: Emulator, 
         assert numbers == ["1", "2", "3"], mode
 
 
-def test_counter_calls_the_host_only_with_defined_metrics(tmp_path: Path, built_plugin, monkeypatch) -> None:
+def test_counter_calls_the_host_only_with_defined_metrics(plugin_source, built_plugin, monkeypatch) -> None:
     from pwtool.emulator._hostcalls import Hostcalls
 
     calls: list[tuple[int, str]] = []
@@ -210,7 +202,7 @@ def test_counter_calls_the_host_only_with_defined_metrics(tmp_path: Path, built_
         calls.append((metric_id, "ok"))
 
     monkeypatch.setattr(Hostcalls, "increment_metric", recording)
-    directory = plugin_dir(tmp_path, "fast_edges", EDGES)
+    directory = plugin_source("fast_edges", EDGES)
     with Emulator() as emulator:
         plugin = load(emulator, directory, "wasm", built_plugin)
         stream = plugin.http_stream()
@@ -244,7 +236,7 @@ proxywasm.register(Lookups)
 
 
 @pytest.mark.parametrize("mode", ["native", "wasm"])
-def test_lookups_read_the_map_once_per_callback(tmp_path: Path, built_plugin, monkeypatch, mode: str) -> None:
+def test_lookups_read_the_map_once_per_callback(plugin_source, built_plugin, monkeypatch, mode: str) -> None:
     from pwtool.emulator._hostcalls import Hostcalls
 
     reads: list[str] = []
@@ -256,7 +248,7 @@ def test_lookups_read_the_map_once_per_callback(tmp_path: Path, built_plugin, mo
             return _original(self, *args)
 
         monkeypatch.setattr(Hostcalls, name, recording)
-    directory = plugin_dir(tmp_path, "lookups", LOOKUPS)
+    directory = plugin_source("lookups", LOOKUPS)
     with Emulator() as emulator:
         plugin = load(emulator, directory, mode, built_plugin)
         stream = plugin.http_stream()

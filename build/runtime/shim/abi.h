@@ -91,15 +91,15 @@ int pw_arg_buf(PyObject *obj, const char **data, Py_ssize_t *size, PyObject **ke
  * pw_headers_changed: a new callback, or anything that may change the host's maps.
  * pw_header_map_pairs gives the map's serialized pairs (kept by the cache: do not free)
  * or the host's status. pw_header_value reads header `key` (lower-cased by the host) as
- * str into *text (unless text is NULL): from the cached pairs when `whole_map`, else (or
- * when the map cannot be read) with one proxy_get_header_map_value; 1 found, 0 absent,
- * -status for a host error, -1 with a Python error set when the value cannot be made.
+ * str into *text (unless text is NULL): from the cached pairs, or, when the map cannot
+ * be read whole, with one proxy_get_header_map_value; 1 found, 0 absent, -status for a
+ * host error, -1 with a Python error set when the value cannot be made.
  * pw_header_map_write is every write of one header (op: replace, add or remove; `value`
  * unused for remove): it drops the cached copy of the map and returns the host's status. */
 enum pw_header_op { PW_HEADER_REPLACE, PW_HEADER_ADD, PW_HEADER_REMOVE };
 void pw_headers_changed(void);
 int pw_header_map_pairs(uint32_t type, const char **data, size_t *size);
-int pw_header_value(uint32_t type, const char *key, size_t key_size, int whole_map, PyObject **text);
+int pw_header_value(uint32_t type, const char *key, size_t key_size, PyObject **text);
 proxy_status_t pw_header_map_write(enum pw_header_op op, uint32_t type, const char *key, size_t key_size,
                                    const char *value, size_t value_size);
 void pw_header_map_written(uint32_t type);
@@ -108,6 +108,10 @@ void pw_header_map_written(uint32_t type);
  * call of function(self, *args) for vectorcall arguments, and the seam functions that
  * hand out C versions of SDK methods. */
 Py_ssize_t pw_slot_offset(PyTypeObject *type, const char *name);
+PyObject *pw_call_with_self(PyObject *function, PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                            PyObject *kwnames);
+PyObject *pw_header_map_methods(PyObject *module, PyObject *cls);
+PyObject *pw_counter_methods(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 
 /* Where the SDK's objects keep what the shim reads and writes: slot offsets, found once.
  * HostHeaders' by header_map_methods(), the dispatcher's by set_dispatcher(); 0 where
@@ -122,10 +126,11 @@ struct pw_dispatcher_layout {
 };
 extern struct pw_dispatcher_layout pw_dispatcher_slots;
 
-/* The value in the slot at `offset` (borrowed; NULL when unset). */
-static inline PyObject *pw_slot(PyObject *object, Py_ssize_t offset) {
-    return *(PyObject **)((char *)object + offset);
+/* Where the slot at `offset` is, and its value (borrowed; NULL when unset). */
+static inline PyObject **pw_slot_address(PyObject *object, Py_ssize_t offset) {
+    return (PyObject **)((char *)object + offset);
 }
+static inline PyObject *pw_slot(PyObject *object, Py_ssize_t offset) { return *pw_slot_address(object, offset); }
 
 /* An attribute kept in a slot at `offset` (found by pw_slot_offset), or through the
  * attribute protocol under `name` when `offset` is 0. pw_load_slot gives a new
@@ -139,13 +144,9 @@ static inline PyObject *pw_load_slot(PyObject *object, Py_ssize_t offset, PyObje
 
 static inline int pw_store_slot(PyObject *object, Py_ssize_t offset, PyObject *name, PyObject *value) {
     if (offset == 0) return PyObject_SetAttr(object, name, value);
-    PyObject **slot = (PyObject **)((char *)object + offset);
+    PyObject **slot = pw_slot_address(object, offset);
     Py_XSETREF(*slot, Py_NewRef(value));
     return 0;
 }
-PyObject *pw_call_with_self(PyObject *function, PyObject *self, PyObject *const *args, Py_ssize_t nargs,
-                            PyObject *kwnames);
-PyObject *pw_header_map_methods(PyObject *module, PyObject *cls);
-PyObject *pw_counter_methods(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 
 #endif

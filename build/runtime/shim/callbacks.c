@@ -11,7 +11,6 @@
 
 #include <stdlib.h>
 
-
 enum callback {
     CB_CONTEXT_CREATE, CB_VM_START, CB_CONFIGURE, CB_TICK, CB_QUEUE_READY, CB_FOREIGN_FUNCTION,
     CB_NEW_CONNECTION, CB_DOWNSTREAM_DATA, CB_UPSTREAM_DATA, CB_DOWNSTREAM_CLOSE, CB_UPSTREAM_CLOSE,
@@ -87,7 +86,6 @@ static uint32_t dispatch(enum callback which, uint32_t fallback, size_t count, u
 #define CALL0(which, fallback, a) dispatch(which, fallback, 1, a, 0, 0, 0, 0)
 #define CALL2(which, fallback, a, b) dispatch(which, fallback, 2, a, b, 0, 0, 0)
 #define CALL3(which, fallback, a, b, c) dispatch(which, fallback, 3, a, b, c, 0, 0)
-
 
 /* --- HTTP header callbacks without the dispatcher's Python frame -----------------
  *

@@ -94,7 +94,7 @@ static int lookup(long type, PyObject *name, PyObject **text) {
         PyErr_Clear();
         return -1;
     }
-    int found = pw_header_value((uint32_t)type, key, (size_t)key_size, 1, text);
+    int found = pw_header_value((uint32_t)type, key, (size_t)key_size, text);
     Py_XDECREF(keep);
     if (found < 0) PyErr_Clear();
     return found < 0 ? -1 : found;

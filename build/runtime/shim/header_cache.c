@@ -104,10 +104,10 @@ static int find_in_map(uint32_t type, const char *key, size_t key_size, const ch
     return 0;
 }
 
-int pw_header_value(uint32_t type, const char *key, size_t key_size, int whole_map, PyObject **text) {
+int pw_header_value(uint32_t type, const char *key, size_t key_size, PyObject **text) {
     const char *found = NULL;
     size_t size = 0;
-    int result = whole_map ? find_in_map(type, key, key_size, &found, &size) : -1;
+    int result = find_in_map(type, key, key_size, &found, &size);
     char *fetched = NULL;
     if (result < 0) {
         proxy_status_t status = proxy_get_header_map_value(type, key, key_size, &fetched, &size);

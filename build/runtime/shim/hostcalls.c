@@ -254,9 +254,9 @@ static PyObject *pw_get_header_map_value(PyObject *self, PyObject *const *args, 
     return take_buffer(value, value_size);
 }
 
-/* proxy_get_header_map_value for the per-request path (docs/abi-seam.md): the value is
- * returned as str (UTF-8, surrogateescape), and an absent header is None instead of a
- * NOT_FOUND error. */
+/* One header for the per-request path (docs/abi-seam.md): found in the map read whole
+ * once per callback (header_cache.c), as the C methods do; the value is returned as str
+ * (UTF-8, surrogateescape), and an absent header is None instead of a NOT_FOUND error. */
 static PyObject *pw_find_header_map_value(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     unsigned int type;
     const char *key;
@@ -265,7 +265,7 @@ static PyObject *pw_find_header_map_value(PyObject *self, PyObject *const *args,
     if (!check_nargs(nargs, 2, "find_header_map_value") || !arg_u32(args[0], &type) ||
         !pw_arg_buf(args[1], &key, &key_size, &keep))
         return NULL;
-    int found = pw_header_value(type, key, (size_t)key_size, 0, &text);
+    int found = pw_header_value(type, key, (size_t)key_size, &text);
     Py_XDECREF(keep);
     if (found == 1) return text;
     if (found == 0) Py_RETURN_NONE;
@@ -637,7 +637,7 @@ static PyMethodDef hostcall_methods[] = {
     {"set_header_map_pairs", pw_set_header_map_pairs, METH_VARARGS, "proxy_set_header_map_pairs(type, serialized map)"},
     {"get_header_map_size", pw_get_header_map_size, METH_VARARGS, "proxy_get_header_map_size(type) -> size"},
     {"get_header_map_value", (PyCFunction)(void (*)(void))pw_get_header_map_value, METH_FASTCALL, "proxy_get_header_map_value(type, key) -> value"},
-    {"find_header_map_value", (PyCFunction)(void (*)(void))pw_find_header_map_value, METH_FASTCALL, "proxy_get_header_map_value(type, key) -> str or None"},
+    {"find_header_map_value", (PyCFunction)(void (*)(void))pw_find_header_map_value, METH_FASTCALL, "One header (from the map read once per callback) -> str or None"},
     {"replace_header_map_value", (PyCFunction)(void (*)(void))pw_replace_header_map_value, METH_FASTCALL, "proxy_replace_header_map_value(type, key, value)"},
     {"add_header_map_value", (PyCFunction)(void (*)(void))pw_add_header_map_value, METH_FASTCALL, "proxy_add_header_map_value(type, key, value)"},
     {"remove_header_map_value", (PyCFunction)(void (*)(void))pw_remove_header_map_value, METH_FASTCALL, "proxy_remove_header_map_value(type, key)"},
