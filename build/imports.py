@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import re
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,34 +86,6 @@ class _Resolver:
         return None
 
 
-def _guarded_nodes(tree: ast.AST) -> tuple[set[int], set[int]]:
-    """ids of nodes inside try/except ImportError, and inside `if TYPE_CHECKING` or
-    `if __name__ == "__main__"` (never run in a plugin)."""
-    guarded: set[int] = set()
-    type_only: set[int] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Try):
-            if any(_catches_import_error(handler) for handler in node.handlers):
-                for inner in node.body:
-                    guarded.update(id(n) for n in ast.walk(inner))
-        elif isinstance(node, ast.If) and (
-            "TYPE_CHECKING" in ast.unparse(node.test) or "__main__" in ast.unparse(node.test)
-        ):
-            for inner in node.body:
-                type_only.update(id(n) for n in ast.walk(inner))
-    return guarded, type_only
-
-
-def _function_bodies(tree: ast.AST) -> set[int]:
-    """ids of nodes inside function bodies: imports there run only when called."""
-    inside: set[int] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
-            for child in ast.iter_child_nodes(node):
-                inside.update(id(n) for n in ast.walk(child))
-    return inside
-
-
 def _catches_import_error(handler: ast.ExceptHandler) -> bool:
     if handler.type is None:
         return True
@@ -121,23 +94,28 @@ def _catches_import_error(handler: ast.ExceptHandler) -> bool:
 
 
 def _imports_of(source: ModuleSource) -> list[tuple[str, int, bool, list[str]]]:
-    """(module, line, guarded, from-names) for each import statement of a module."""
+    """(module, line, guarded, from-names) for each import statement of a module.
+
+    One breadth-first pass over the tree. ``guarded``: inside a ``try`` whose handlers
+    catch ImportError. Never followed: the body of ``if TYPE_CHECKING`` / ``if __name__
+    == "__main__"`` (never run in a plugin) and, in the stdlib, function bodies (imports
+    there run only when called).
+    """
     try:
         tree = ast.parse(source.path.read_bytes(), filename=str(source.path))
     except SyntaxError as error:
         if source.origin == "plugin":
             raise PluginError(f"{source.path}:{error.lineno}: syntax error: {error.msg}") from None
         return []  # stdlib syntax newer than the host's parser: the wasm interpreter compiles it
-    guarded, type_only = _guarded_nodes(tree)
-    lazy = _function_bodies(tree) if source.origin == "stdlib" else set()
+    skip_functions = source.origin == "stdlib"
     package = source.name if source.is_package else source.name.rpartition(".")[0]
     found: list[tuple[str, int, bool, list[str]]] = []
-    for node in ast.walk(tree):
-        if id(node) in type_only or id(node) in lazy:
-            continue
+    pending: deque[tuple[ast.AST, bool]] = deque([(tree, False)])
+    while pending:
+        node, guarded = pending.popleft()
         if isinstance(node, ast.Import):
             for alias in node.names:
-                found.append((alias.name, node.lineno, id(node) in guarded, []))
+                found.append((alias.name, node.lineno, guarded, []))
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 anchor = package.split(".") if package else []
@@ -148,7 +126,22 @@ def _imports_of(source: ModuleSource) -> list[tuple[str, int, bool, list[str]]]:
             else:
                 base = node.module or ""
             if base:
-                found.append((base, node.lineno, id(node) in guarded, [a.name for a in node.names if a.name != "*"]))
+                found.append((base, node.lineno, guarded, [a.name for a in node.names if a.name != "*"]))
+        elif skip_functions and isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            continue
+        body_guarded = guarded or (isinstance(node, ast.Try)
+                                   and any(_catches_import_error(handler) for handler in node.handlers))
+        skip_body = isinstance(node, ast.If) and any(
+            marker in ast.unparse(node.test) for marker in ("TYPE_CHECKING", "__main__"))
+        for field_name, value in ast.iter_fields(node):
+            in_body = field_name == "body"
+            if in_body and skip_body:
+                continue
+            flag = body_guarded if in_body else guarded
+            if isinstance(value, ast.AST):
+                pending.append((value, flag))
+            elif isinstance(value, list):
+                pending.extend((item, flag) for item in value if isinstance(item, ast.AST))
     return found
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import marshal
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,9 @@ _STATUS_UNIMPLEMENTED = 12
 _PRECOMPILED = -1  # the `optimize` of a bundled module whose payload is marshalled code
 _BUILD_TIME_NS = 1_700_000_000 * 10**9  # the clock the interpreter sees while building
 
+BundleModules = dict[str, tuple[bool, str, bytes, int]]
+
+
 class BuildError(RuntimeError):
     """The plugin could not be built; the message names the file, the plugin and the fix."""
 
@@ -50,6 +54,10 @@ class BuildResult:
     metadata: PluginMetadata
     runtime_key: str
     module_count: int
+    code: BundleModules = field(default_factory=dict, repr=False, compare=False)
+    """{module: (is_package, file name, marshalled code, -1)}: what the module imported."""
+    preload: list[tuple[str, str, int, bool]] = field(default_factory=list, repr=False, compare=False)
+    """The imports the build did after the plugin's: (module, importer file, line, required)."""
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -98,12 +106,15 @@ def build_plugin(
     progress: Progress | None = None,
     *,
     keep_compiler: bool = False,
+    defer_plugin: bool = False,
 ) -> BuildResult:
     """Build ``plugin_dir`` into a proxy-wasm module and return where it went.
 
     ``keep_compiler`` keeps CPython's parser and compiler in the module (about 0.6 MB)
     for plugins that compile source text at run time (exec/eval of strings, runtime
-    namedtuple or dataclass creation).
+    namedtuple or dataclass creation). ``defer_plugin`` is for the dev loop's module
+    (pwtool.build.devmodule): the entry module's imports are snapshotted, and the
+    module imports the real plugin from its VM configuration.
     """
     say = progress or (lambda message: None)
     started = time.monotonic()
@@ -118,10 +129,9 @@ def build_plugin(
         for name, source in closure.modules.items()
     }
     engine = wasmtime.Engine()
-    compiled = marshal.loads(_run_boot(runtime, engine, _make_bundle("compile", metadata, sources, closure,
-                                                                    keep_compiler), metadata, plugin_dir))
+    compiled = _compile_sources(runtime, engine, sources, metadata, closure, plugin_dir, keep_compiler)
     code = {name: (entry[0], entry[1], compiled[name], _PRECOMPILED) for name, entry in sources.items()}
-    bundle = _make_bundle("load", metadata, code, closure, keep_compiler)
+    bundle = _make_bundle("load", metadata, code, closure, keep_compiler, defer_plugin)
     module = _snapshot_plugin(runtime, engine, bundle, metadata, plugin_dir, keep_compiler)
     target = Path(output) if output is not None else default_output(metadata)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -136,14 +146,66 @@ def build_plugin(
         metadata=metadata,
         runtime_key=runtime.key,
         module_count=len(closure.modules),
+        code=code,
+        preload=_preload_entries(closure),
     )
 
 
-BundleModules = dict[str, tuple[bool, str, bytes, int]]
+def _compile_sources(runtime: Runtime, engine: wasmtime.Engine, sources: BundleModules, metadata: PluginMetadata,
+                     closure: ImportClosure, plugin_dir: Path, keep_compiler: bool,
+                     cache: Path | None = None) -> dict[str, bytes]:
+    """{module: marshalled code}, compiled by the runtime's own interpreter.
+
+    Code compiled before with the same runtime is read from the runtime's cache
+    directory, so a rebuild compiles only the files that changed (the SDK and the
+    stdlib modules rarely do). Each module compiles on its own, so a cached module's
+    code is the bytes a fresh compile gives, and builds stay reproducible.
+    """
+    cache = cache or runtime.wasm.parent / "code"
+    keys = {name: hashlib.sha256(repr((runtime.key, filename, optimize)).encode() + source).hexdigest()[:32]
+            for name, (_, filename, source, optimize) in sources.items()}
+    compiled: dict[str, bytes] = {}
+    for name, key in keys.items():
+        try:
+            compiled[name] = (cache / key).read_bytes()
+        except OSError:
+            pass
+    missing = {name: entry for name, entry in sources.items() if name not in compiled}
+    if missing:
+        # The interpreter needs some modules (encodings) to start: cached ones go in compiled.
+        modules = missing | {name: (sources[name][0], sources[name][1], code, _PRECOMPILED)
+                             for name, code in compiled.items()}
+        bundle = _make_bundle("compile", metadata, modules, closure, keep_compiler)
+        fresh: dict[str, bytes] = marshal.loads(_run_boot(runtime, engine, bundle, metadata, plugin_dir))
+        cache.mkdir(parents=True, exist_ok=True)
+        for name, code in fresh.items():
+            partial = cache / f"{keys[name]}.partial"
+            partial.write_bytes(code)
+            partial.replace(cache / keys[name])
+        compiled.update(fresh)
+        prune_oldest(cache, keep=_CODE_CACHE_ENTRIES)
+    return compiled
+
+
+_CODE_CACHE_ENTRIES = 2048  # a few KB each; every edit of a plugin file adds one
+
+
+def prune_oldest(directory: Path, keep: int) -> None:
+    """Keep the `keep` newest entries of a cache directory (edits leave stale ones)."""
+    entries = list(directory.iterdir())
+    if len(entries) <= keep:
+        return
+    entries.sort(key=lambda path: path.stat().st_mtime_ns)
+    for stale in entries[: len(entries) - keep]:
+        if stale.is_file():
+            stale.unlink(missing_ok=True)
+        else:
+            shutil.rmtree(stale, ignore_errors=True)
 
 
 def _make_bundle(
-    mode: str, metadata: PluginMetadata, modules: BundleModules, closure: ImportClosure, keep_compiler: bool
+    mode: str, metadata: PluginMetadata, modules: BundleModules, closure: ImportClosure, keep_compiler: bool,
+    defer_plugin: bool = False,
 ) -> bytes:
     """The marshalled input of the runtime's boot code (build/runtime/boot/boot.py)."""
     return marshal.dumps(
@@ -153,15 +215,25 @@ def _make_bundle(
             "modules": modules,
             "plugin": ENTRY_MODULE,
             "keep_compiler": keep_compiler,
-            "preload": [(site.module, str(site.file), site.line, site.required) for site in closure.preload],
-            "metadata": {
-                "name": metadata.name,
-                "root_id": metadata.root_id,
-                "version": metadata.version,
-                "config_json": metadata.config_json,
-            },
+            "defer_plugin": defer_plugin,
+            "preload": _preload_entries(closure),
+            "metadata": bundle_metadata(metadata),
         }
     )
+
+
+def _preload_entries(closure: ImportClosure) -> list[tuple[str, str, int, bool]]:
+    return [(site.module, str(site.file), site.line, site.required) for site in closure.preload]
+
+
+def bundle_metadata(metadata: PluginMetadata) -> dict[str, object]:
+    """The plugin's metadata as the runtime exposes it (module ``_pwtool_plugin``)."""
+    return {
+        "name": metadata.name,
+        "root_id": metadata.root_id,
+        "version": metadata.version,
+        "config_json": metadata.config_json,
+    }
 
 
 def _display_path(source: ModuleSource, plugin_name: str) -> str:
@@ -291,7 +363,7 @@ def _snapshot_plugin(
     except wasmtime.WasmtimeError as error:
         raise BuildError(f"{plugin_dir}: the runtime trapped while importing plugin {metadata.name!r}: {error}") from None
     if not keep_compiler:
-        module, _ = strip_build_only_code(module)
+        module, _ = strip_build_only_code(module, runtime.wasm.parent)
     parsed_out = Module.parse(module)
     unexported = _unused_callbacks(bytes(host.stdout), plugin_dir, metadata)
     parsed_out.set_exports([export for export in parsed_out.exports() if export.name not in unexported])

@@ -134,20 +134,31 @@ def _set_memory_minimum(module: Module, pages: int) -> None:
 def nonzero_runs(memory: bytes, max_segments: int = MAX_DATA_SEGMENTS) -> list[tuple[int, int]]:
     """(start, end) ranges covering every non-zero byte, merging runs split by short gaps.
 
-    The gap worth bridging grows until the segment count fits ``max_segments``.
+    The gap worth bridging grows until the segment count fits ``max_segments``. The
+    ranges are what lies between the zero runs longer than the gap (found by the regex
+    engine: a snapshot has far fewer of those than non-zero runs).
     """
-    runs = [(m.start(), m.end()) for m in re.finditer(rb"[^\x00]+", memory)]
     gap = MIN_GAP
     while True:
-        merged: list[tuple[int, int]] = []
-        for start, end in runs:
-            if merged and start - merged[-1][1] <= gap:
-                merged[-1] = (merged[-1][0], end)
-            else:
-                merged.append((start, end))
-        if len(merged) <= max_segments:
-            return merged
-        runs, gap = merged, gap * 2
+        runs: list[tuple[int, int]] = []
+        start = 0
+        for zeros in re.finditer(rb"\x00{%d,}" % (gap + 1), memory):
+            if zeros.start() > start:
+                runs.append((start, zeros.start()))
+            start = zeros.end()
+        if start < len(memory):
+            runs.append((start, len(memory)))
+        # Only the first range can start with (a few) zeros, only the last end with them.
+        if runs:
+            first_start, first_end = runs[0]
+            runs[0] = (first_end - len(memory[first_start:first_end].lstrip(b"\x00")), first_end)
+            last_start, last_end = runs[-1]
+            runs[-1] = (last_start, last_start + len(memory[last_start:last_end].rstrip(b"\x00")))
+            if runs[-1][0] >= runs[-1][1]:
+                runs.pop()
+        if len(runs) <= max_segments:
+            return runs
+        gap *= 2
 
 
 def write_snapshot(

@@ -12,10 +12,21 @@ so Python code never reaches a stub; ``pwtool build --keep-compiler`` keeps them
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
+from pathlib import Path
 
 from pwtool.build.snapshot._calls import direct_calls, function_bodies, table_functions
-from pwtool.build.wasm_binary import KIND_FUNC, SECTION_CODE, Module, Section, WasmFormatError, uleb
+from pwtool.build.wasm_binary import (
+    KIND_FUNC,
+    SECTION_CODE,
+    SECTION_ELEMENT,
+    Module,
+    Section,
+    WasmFormatError,
+    uleb,
+)
 
 # Functions only the parser, the compiler or interpreter start-up/shut-down call.
 _BUILD_ONLY = re.compile(
@@ -34,9 +45,14 @@ def is_build_only(name: str) -> bool:
     return name not in _KEEP and _BUILD_ONLY.search(name) is not None
 
 
-def strip_build_only_code(module_bytes: bytes) -> tuple[bytes, int]:
+def strip_build_only_code(module_bytes: bytes, cache_dir: Path | None = None) -> tuple[bytes, int]:
     """Stub out build-only functions and what only they reach; returns the new module
-    and how many functions were stubbed."""
+    and how many functions were stubbed.
+
+    Which functions go depends only on the code, the table, the names and the exports,
+    which a snapshot leaves as the runtime had them; with ``cache_dir`` the answer is
+    kept there, so only the first build with a runtime decodes its code.
+    """
     module = Module.parse(module_bytes)
     names = module.function_names()
     if not names:
@@ -45,12 +61,20 @@ def strip_build_only_code(module_bytes: bytes) -> tuple[bytes, int]:
     bodies = function_bodies(module)
     code = module.section(SECTION_CODE)
     assert code is not None
-    build_only = {imported + position for position in range(len(bodies))
-                  if is_build_only(names.get(imported + position, ""))}
-    try:
-        keep = _reachable(module, code.payload, bodies, imported, build_only)
-    except WasmFormatError:
-        keep = {imported + position for position in range(len(bodies))} - build_only
+    cache = cache_dir / f"strip-{_analysis_key(module, names)}.json" if cache_dir is not None else None
+    keep = _cached_keep(cache)
+    if keep is None:
+        build_only = {imported + position for position in range(len(bodies))
+                      if is_build_only(names.get(imported + position, ""))}
+        try:
+            keep = _reachable(module, code.payload, bodies, imported, build_only)
+        except WasmFormatError:
+            keep = {imported + position for position in range(len(bodies))} - build_only
+        if cache is not None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            partial = cache.with_suffix(".partial")
+            partial.write_text(json.dumps(sorted(keep)))
+            partial.replace(cache)
     out = bytearray(uleb(len(bodies)))
     stubbed = 0
     for position, (start, end) in enumerate(bodies):
@@ -61,6 +85,26 @@ def strip_build_only_code(module_bytes: bytes) -> tuple[bytes, int]:
             stubbed += 1
     module.replace_section(Section(SECTION_CODE, bytes(out)))
     return module.to_bytes(), stubbed
+
+
+def _analysis_key(module: Module, names: dict[int, str]) -> str:
+    """A digest of everything `_reachable` and `is_build_only` read."""
+    digest = hashlib.sha256(_BUILD_ONLY.pattern.encode() + repr(sorted(_KEEP)).encode())
+    for section_id in (SECTION_CODE, SECTION_ELEMENT):
+        section = module.section(section_id)
+        digest.update(section.payload if section is not None else b"-")
+    digest.update(repr(sorted(e.index for e in module.exports() if e.kind == KIND_FUNC)).encode())
+    digest.update(repr(sorted(names.items())).encode())
+    return digest.hexdigest()[:24]
+
+
+def _cached_keep(cache: Path | None) -> set[int] | None:
+    if cache is None or not cache.is_file():
+        return None
+    try:
+        return set(json.loads(cache.read_text()))
+    except (OSError, ValueError, TypeError):
+        return None  # unreadable: decode the code again
 
 
 def _reachable(module: Module, code: bytes, bodies: list[tuple[int, int]], imported: int,

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from pwtool.build import BuildError, PluginError, build_plugin
+from pwtool.build.devmodule import ensure_dev_module, plugin_vm_configuration
 from pwtool.build.runtime.recipe import RuntimeBuildError
 
 
@@ -16,7 +17,11 @@ from pwtool.build.runtime.recipe import RuntimeBuildError
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Where to write the module (default: dist/<name>.wasm).")
 @click.option("--keep-compiler", is_flag=True, help="Keep CPython's parser and compiler (+0.6 MB) for plugins that exec/eval source text at run time.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
-def command(plugin_dir: Path, output: Path | None, keep_compiler: bool, as_json: bool) -> None:
+@click.option("--dev-vm-config", type=click.Path(path_type=Path, dir_okay=False), hidden=True,
+              help="For `pwtool run --watch`: also write the VM configuration that runs this build in the "
+                   "dev loop's module; the JSON output names that module (dev_module).")
+def command(plugin_dir: Path, output: Path | None, keep_compiler: bool, as_json: bool,
+            dev_vm_config: Path | None) -> None:
     """Build PLUGIN_DIR (plugin.py + plugin.toml) into one proxy-wasm module (ABI 0.2.1).
 
     The first build on a machine also builds the runtime (CPython 3.11 for wasm32-wasi
@@ -25,12 +30,17 @@ def command(plugin_dir: Path, output: Path | None, keep_compiler: bool, as_json:
     def progress(message: str) -> None:
         click.echo(message, err=True)
 
+    extra: dict[str, str] = {}
     try:
         result = build_plugin(plugin_dir, output, progress=progress, keep_compiler=keep_compiler)
+        if dev_vm_config is not None:
+            dev_module = ensure_dev_module(progress)
+            dev_vm_config.write_text(plugin_vm_configuration(result, dev_module, keep_compiler=keep_compiler))
+            extra["dev_module"] = str(dev_module.path)
     except (PluginError, BuildError, RuntimeBuildError) as error:
         raise click.ClickException(str(error)) from None
     if as_json:
-        click.echo(json.dumps(result.to_json(), indent=2))
+        click.echo(json.dumps(result.to_json() | extra, indent=2))
         return
     click.echo(f"built   {result.path}")
     click.echo(f"plugin  {result.metadata.name} (root_id {result.metadata.root_id!r})")

@@ -57,17 +57,23 @@ def _stream_logs(dev: DevServer, stop: threading.Event, verbose: bool) -> None:
               help="Plugin configuration passed by Envoy (default: plugin.toml's [config]). "
                    "An @file is watched too.")
 @click.option("--watch", is_flag=True, help="Rebuild on every change and hot-swap the module (no Envoy restart).")
+@click.option("--full-swaps", is_flag=True,
+              help="With --watch: swap in the module `pwtool build` makes, not the dev loop's module. "
+                   "Exactly what ships, but each swap waits 4-8 s for Envoy to compile it.")
 @click.option("--concurrency", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Envoy worker threads (one plugin VM each).")
 @click.option("-v", "--verbose", is_flag=True, help="Also show Envoy's own log lines.")
 def command(plugin_dir: Path, upstream: str | None, port: int, admin_port: int, config: str | None,
-            watch: bool, concurrency: int, verbose: bool) -> None:
+            watch: bool, full_swaps: bool, concurrency: int, verbose: bool) -> None:
     """Build PLUGIN_DIR and serve it in a real Envoy on 127.0.0.1 until Ctrl-C.
 
     Prints the URL to send requests to and Envoy's admin URL, then the plugin's log
     lines. With --watch, every saved change to the plugin (or the SDK) is rebuilt and
     swapped into the running Envoy through a file-based ECDS update: no restart, no
     dropped requests. A build error is printed and the previous module keeps serving.
+    To make swaps take about a second, --watch serves the dev loop's module: the same
+    interpreter and SDK, with the plugin's compiled code in the VM configuration and its
+    module-level code run when each VM starts (--full-swaps serves the built module).
 
     \b
     Examples:
@@ -82,7 +88,7 @@ def command(plugin_dir: Path, upstream: str | None, port: int, admin_port: int, 
     # Ctrl-C and `kill PID` both end the loop cleanly and stop Envoy by its PID.
     previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     dev = DevServer(plugin_dir, upstream=upstream, port=port or None, admin_port=admin_port or None,
-                    config=config, concurrency=concurrency, say=_say)
+                    config=config, concurrency=concurrency, say=_say, fast_swaps=watch and not full_swaps)
     try:
         try:
             dev.start()

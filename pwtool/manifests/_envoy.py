@@ -46,8 +46,11 @@ def plugin_config(
     url: str | None = None, sha256: str | None = None, vm_id: str | None = None, runtime: str = "v8",
     failure_policy: str | None = None, env: dict[str, str] | None = None, host_env: list[str] | None = None,
     fetch_cluster: str = DEFAULT_FETCH_CLUSTER, fetch_timeout_s: int = 30, fetch_retries: int = 5,
+    vm_configuration: str | None = None,
 ) -> dict[str, Any]:
-    """The ``envoy.extensions.wasm.v3.PluginConfig`` shared by the filter, ECDS and WasmService."""
+    """The ``envoy.extensions.wasm.v3.PluginConfig`` shared by the filter, ECDS and WasmService.
+
+    ``vm_configuration`` is what the module's ``on_vm_start`` receives."""
     if runtime not in RUNTIMES:
         raise ManifestError(f"unknown wasm runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
     if failure_policy is not None and failure_policy not in FAILURE_POLICIES:
@@ -57,6 +60,8 @@ def plugin_config(
         "runtime": f"envoy.wasm.runtime.{runtime}",
         "code": _code(wasm_file, url, sha256, fetch_cluster, fetch_timeout_s, fetch_retries),
     }
+    if vm_configuration:
+        vm["configuration"] = {"@type": STRING_VALUE_TYPE, "value": vm_configuration}
     if env or host_env:
         vm["environment_variables"] = {}
         if host_env:

@@ -99,6 +99,7 @@ class Registration:
 
 _registry: dict[str, Registration] = {}
 _seam_dispatcher: Dispatcher | None = None
+_deferred_import: Callable[[], bytes] | None = None
 
 
 def register(plugin: R, *, root_id: str = "", fail_open: bool | None = None) -> R:
@@ -147,6 +148,19 @@ def install_seam_dispatcher() -> Dispatcher:
     dispatcher = _seam_dispatcher = Dispatcher()
     _abi.set_dispatcher(dispatcher)
     return dispatcher
+
+
+def defer_plugin_import(load: Callable[[], bytes]) -> None:
+    """Import the plugin when the VM's first root context is created, not at build time.
+
+    For the dev loop (``pwtool run --watch``): its module holds the interpreter and the
+    SDK only, and the plugin's compiled code comes in the VM configuration, so the
+    module's bytes stay the same across edits and Envoy reuses its compiled code.
+    ``load`` imports the plugin (which registers it) and returns the VM configuration
+    meant for the plugin; an exception it raises is logged and the VM refuses to start.
+    """
+    global _deferred_import
+    _deferred_import = load
 
 
 def registrations() -> dict[str, Registration]:
@@ -330,10 +344,13 @@ class Dispatcher:
         through the default factory, what the shim needs to run the per-request part
         of `on_request_headers` / `on_response_headers` itself (`_header_fast_path`)."""
         self._sole_root: RootContext | None = None
-        self._held_ever = False
-        """Whether an ``async`` callback ever held a stream (see `_update_idle`)."""
         """The only root while stream context creations are not forwarded: the root of
         every stream created then (`_root_for`)."""
+        self._held_ever = False
+        """Whether an ``async`` callback ever held a stream (see `_update_idle`)."""
+        self._plugin_vm_configuration: bytes | None = None
+        """The VM configuration meant for the plugin, when a deferred import (see
+        `defer_plugin_import`) took the plugin's code out of the host's."""
 
     # -- helpers used by contexts ------------------------------------------------------
 
@@ -413,6 +430,13 @@ class Dispatcher:
         self._create_root(context_id)
 
     def _create_root(self, context_id: int) -> RootContext:
+        global _deferred_import
+        if _deferred_import is not None and self is _seam_dispatcher:
+            load, _deferred_import = _deferred_import, None
+            try:
+                self._plugin_vm_configuration = load()
+            except Exception as exc:
+                self._log_exception(exc, "importing the plugin")  # then no plugin is registered
         plugins = self._plugins if self._plugins is not None else _registry
         root_id: str | None = None  # one plugin serves every root_id: read it when asked
         if len(plugins) == 1:
@@ -609,7 +633,9 @@ class Dispatcher:
         root = self._root(context_id)
         _reseed_random()
         try:
-            data = self._read_buffer(BufferType.VM_CONFIGURATION, vm_configuration_size)
+            data = self._plugin_vm_configuration
+            if data is None:
+                data = self._read_buffer(BufferType.VM_CONFIGURATION, vm_configuration_size)
             return self._run_bool(root, root.on_vm_start(data))
         except Exception as exc:
             self._log_exception(exc, f"{type(root).__qualname__}.on_vm_start")

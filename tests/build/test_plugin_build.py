@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import marshal
 import shutil
+import uuid
 from pathlib import Path
 
 import pytest
 
 from pwtool.build import BuildError, PluginError, build_plugin, load_metadata
+from pwtool.build import plugin as plugin_build
 from pwtool.build.inspect import inspect_module
+from pwtool.build.runtime.recipe import Runtime, ensure_runtime
 from pwtool.emulator import Action, Emulator, LogLevel, PluginStartError
 
 PLUGINS = Path(__file__).parent / "plugins"
@@ -91,6 +95,34 @@ def test_builds_are_reproducible(tmp_path: Path) -> None:
     assert first.sha256 == second.sha256
     assert first.path.read_bytes() == second.path.read_bytes()
 
+
+
+def test_a_rebuild_compiles_only_what_changed_and_gives_the_same_module(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plugin = tmp_path / "local_package"
+    shutil.copytree(PLUGINS / "local_package", plugin)
+    build_plugin(plugin, tmp_path / "first.wasm")
+    with (plugin / "plugin.py").open("a") as source:
+        source.write(f"\nEDITED = {uuid.uuid4().hex!r}  # new to the cache\n")
+    compiled: list[list[str]] = []
+    real_run_boot = plugin_build._run_boot
+
+    def recording_run_boot(runtime: Runtime, engine: object, bundle: bytes, *args: object) -> bytes:
+        modules = marshal.loads(bundle)["modules"]
+        compiled.append(sorted(name for name, entry in modules.items() if entry[3] != plugin_build._PRECOMPILED))
+        return real_run_boot(runtime, engine, bundle, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(plugin_build, "_run_boot", recording_run_boot)
+    warm = build_plugin(plugin, tmp_path / "warm.wasm")
+    assert compiled == [["plugin"]]  # the SDK and stdlib modules came from the cache
+    # The cached code is what a fresh compile of everything in one instance gives.
+    code_cache = ensure_runtime().wasm.parent / "code"
+    shutil.rmtree(code_cache)
+    cold = build_plugin(plugin, tmp_path / "cold.wasm")
+    assert len(compiled) == 2 and len(compiled[1]) == cold.module_count
+    assert cold.path.read_bytes() == warm.path.read_bytes()
+    assert len(list(code_cache.iterdir())) == cold.module_count
 
 @pytest.fixture(scope="module")
 def failing_wasm(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -68,3 +70,21 @@ def test_names_that_look_like_the_compiler_but_are_not() -> None:
     assert not is_build_only("compiler_rt.fastMemset")  # zig's compiler runtime
     assert not is_build_only("picklebuf_raw")
     assert is_build_only("compiler_visit_expr") and is_build_only("_PyPegen_parse")
+
+
+def test_the_answer_is_cached_per_code_and_reused(module_bytes: bytes, tmp_path: Path) -> None:
+    first, count = strip_build_only_code(module_bytes, tmp_path)
+    cached = list(tmp_path.glob("strip-*.json"))
+    assert len(cached) == 1
+    # The cached answer is what is used: an edited one changes the output.
+    kept = set(json.loads(cached[0].read_text()))
+    names = {name: index for index, name in Module.parse(module_bytes).function_names().items()}
+    cached[0].write_text(json.dumps(sorted(kept - {names["shared_helper"]})))
+    edited, edited_count = strip_build_only_code(module_bytes, tmp_path)
+    assert edited_count == count + 1
+    assert _names_by_body(Module.parse(edited))["shared_helper"] == bytes([0x00, 0x00, 0x0B])
+    # An unreadable cache entry is ignored and written again.
+    cached[0].write_text("{not json")
+    again, again_count = strip_build_only_code(module_bytes, tmp_path)
+    assert (again, again_count) == (first, count) == strip_build_only_code(module_bytes)
+    assert json.loads(cached[0].read_text()) == sorted(kept)

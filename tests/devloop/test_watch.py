@@ -107,11 +107,15 @@ def test_edit_is_swapped_in_without_restart_or_failed_requests(plugin: Path, run
     assert not pid_alive(pid)
 
 
-def test_in_flight_request_survives_swap_and_rejected_module_keeps_old(plugin: Path, tmp_path: Path) -> None:
-    """Through the Python API: a request in flight across a swap completes on the old module;
-    a module that builds but fails to start in Envoy (on_vm_start returns False) is rejected."""
+@pytest.mark.parametrize("fast_swaps", [True, False], ids=["dev-module", "built-module"])
+def test_in_flight_request_survives_swap_and_rejected_module_keeps_old(
+    plugin: Path, tmp_path: Path, fast_swaps: bool
+) -> None:
+    """Through the Python API, serving the dev loop's module or the built one: a request in
+    flight across a swap completes on the old module; a module that builds but fails to
+    start in Envoy (on_vm_start returns False) is rejected."""
     with EchoServer() as echo, DevServer(plugin, upstream=echo.address, workdir=tmp_path / "work",
-                                         config='{"greeting": "configured"}') as dev:
+                                         config='{"greeting": "configured"}', fast_swaps=fast_swaps) as dev:
         pid = dev.pid
         assert _get(dev.url + "/")[1] == "configured"  # --config overrides plugin.toml
         # Start a request (headers and half the body), swap, then finish it.

@@ -116,9 +116,8 @@ class _LogStream:
         return "utf-8"
 
 
-def _install_metadata() -> None:
+def _install_metadata(metadata: dict) -> None:
     module = type(sys)("_pwtool_plugin")
-    metadata = _bundle["metadata"]
     module.METADATA = metadata
     module.NAME = metadata.get("name", "")
     module.ROOT_ID = metadata.get("root_id", "")
@@ -147,13 +146,64 @@ def _report(error: BaseException, context: str) -> None:
     sys.__stderr__.write(f"PWTOOL-BUILD-ERROR {context}\n{_format(error)}\n")
 
 
-def _report_unused_callbacks() -> None:
+def _report_unused_callbacks(keep_all: bool) -> None:
     """Tell the build which callbacks the module need not export (one stdout line)."""
     import os
 
     dispatcher = sys.modules.get("proxywasm._dispatcher")  # absent if the plugin skips the SDK
-    unused = dispatcher.leave_out_unused_callbacks() if dispatcher is not None else []
+    unused = dispatcher.leave_out_unused_callbacks() if dispatcher is not None and not keep_all else []
     os.write(1, f"PWTOOL-UNEXPORTED {','.join(unused)}\n".encode())
+
+
+DEV_MAGIC = b"pwtool-dev-plugin:"
+
+
+def _defer_plugin_import() -> None:
+    """A dev-loop module (``pwtool run --watch``): the entry module imported only the SDK
+    and stands aside; the plugin comes in the VM configuration and is imported when
+    Envoy creates the VM's first root context (`proxywasm.defer_plugin_import`)."""
+    from proxywasm._dispatcher import defer_plugin_import
+
+    sys.modules.pop(_bundle["plugin"], None)
+    defer_plugin_import(_import_plugin_from_vm)
+
+
+def _import_plugin_from_vm() -> bytes:
+    """Import the plugin whose code the VM configuration carries (DEV_MAGIC, then the
+    base64 of a marshalled dict: modules, plugin, preload, metadata, keep_compiler,
+    vm_configuration); return the VM configuration meant for the plugin."""
+    import binascii
+    import marshal
+
+    from proxywasm import _hostcalls
+    from proxywasm._types import BufferType
+
+    try:
+        size = _hostcalls.get_buffer_status(BufferType.VM_CONFIGURATION)[0]
+        raw = _hostcalls.get_buffer_bytes(BufferType.VM_CONFIGURATION, 0, size) if size else b""
+    except Exception:  # noqa: BLE001 - no VM configuration at all
+        raw = b""
+    if not raw.startswith(DEV_MAGIC):
+        raise RuntimeError("this module is the pwtool dev loop's: it holds no plugin and loads one from "
+                           "its VM configuration, which is missing. Serve it with `pwtool run --watch`, "
+                           "or deploy the module `pwtool build` makes")
+    bundle = marshal.loads(binascii.a2b_base64(raw[len(DEV_MAGIC):]))
+    _modules.update(bundle["modules"])
+    _install_metadata(bundle["metadata"])
+    plugin = bundle["plugin"]
+    sys.modules.pop(plugin, None)
+    __import__(plugin)
+    for module, importer, line, required in bundle["preload"]:
+        if module in sys.modules:
+            continue
+        try:
+            __import__(module)
+        except ImportError as error:
+            if required:
+                raise ImportError(f"import {module} at {importer}:{line}: {error}") from error
+    if not bundle["keep_compiler"]:
+        _forbid_runtime_compilation()  # as in the module `pwtool build` makes
+    return bundle["vm_configuration"]
 
 
 def _forget_imported_modules() -> None:
@@ -203,12 +253,16 @@ def main() -> bool:
 
 
 def compile_modules() -> bool:
-    """Compile every bundled module and write {name: marshalled code} to stdout."""
+    """Compile every bundled module given as source; write {name: marshalled code} to stdout.
+
+    Modules given already compiled (from the build's cache) are there for start-up only."""
     import marshal
     import os
 
     compiled = {}
     for name, (is_package, filename, source, optimize) in _modules.items():
+        if optimize == _PRECOMPILED:
+            continue
         try:
             compiled[name] = marshal.dumps(compile(source, filename, "exec", dont_inherit=True, optimize=optimize))
         except SyntaxError as error:
@@ -223,7 +277,7 @@ def compile_modules() -> bool:
 def load_plugin() -> bool:
     """Import the plugin and what it imports; report failures with their traceback."""
     sys.stdout = _LogStream(2)
-    _install_metadata()
+    _install_metadata(_bundle["metadata"])
     plugin = _bundle["plugin"]
     try:
         __import__(plugin)
@@ -239,7 +293,10 @@ def load_plugin() -> bool:
             if required:
                 _report(error, f"import {module} at {importer}:{line}")
                 return False
-    _report_unused_callbacks()
+    defer = _bundle.get("defer_plugin", False)
+    if defer:
+        _defer_plugin_import()
+    _report_unused_callbacks(keep_all=defer)
     _forget_imported_modules()
     if not _bundle["keep_compiler"]:
         _forbid_runtime_compilation()
@@ -247,9 +304,10 @@ def load_plugin() -> bool:
     _bundle.clear()
     # What only the build needed stays out of the snapshot (its code would be kept alive
     # by this module's namespace).
-    for name in ("install_importer", "main", "compile_modules", "load_plugin", "_install_metadata",
-                 "_report", "_format", "_forbid_runtime_compilation", "_forget_imported_modules",
-                 "_report_unused_callbacks"):
+    needed_later = ("_install_metadata", "_import_plugin_from_vm", "_forbid_runtime_compilation")
+    for name in ("install_importer", "main", "compile_modules", "load_plugin", "_report", "_format",
+                 "_forget_imported_modules", "_report_unused_callbacks", "_defer_plugin_import",
+                 *(() if defer else needed_later)):
         globals().pop(name, None)
     import gc
 
