@@ -98,6 +98,8 @@ def command(plugin_dir: Path, upstream: str | None, port: int, admin_port: int, 
         click.echo(f"admin    {dev.admin_url}")
         click.echo(f"upstream {dev.upstream or 'built-in echo server'}")
         click.echo(f"envoy    pid {dev.pid}, work dir {dev.workdir}")
+        if dev.fast_swaps:
+            click.echo("module   the dev loop's (swaps in about a second; --full-swaps serves the built module)")
         click.echo("watching " + ", ".join(str(p) for p in dev.watch_roots) if watch else "Ctrl-C to stop")
         logs = threading.Thread(target=_stream_logs, args=(dev, stop, verbose), name="pwtool-logs", daemon=True)
         logs.start()

@@ -51,6 +51,7 @@ def _get(url: str) -> tuple[int, str | None, dict[str, object]]:
 def test_edit_is_swapped_in_without_restart_or_failed_requests(plugin: Path, running: Background) -> None:
     url = running.value("URL")
     admin = running.value("admin")
+    assert running.wait_for(lambda line: line.startswith("module "), 10).split(None, 1)[1].startswith("the dev loop's")
     pid = int(running.wait_for(lambda line: line.startswith("envoy "), 10).split()[2].rstrip(","))
     status, header, echoed = _get(url + "/first")
     assert (status, header, echoed["path"]) == (200, "hello", "/first")  # built-in echo upstream
