@@ -17,12 +17,23 @@ C_MODULES = REPO / "tests" / "emulator" / "c_modules"
 
 
 def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every command path, asked the way click asks (the top group imports commands lazily)."""
+    context = click.Context(group)
     found = []
-    for name, command in group.commands.items():
+    for name in group.list_commands(context):
+        command = group.get_command(context, name)
+        assert command is not None, f"`pwtool {' '.join(prefix + (name,))}` is listed but cannot be loaded"
         found.append(prefix + (name,))
         if isinstance(command, click.Group):
             found += _commands(command, prefix + (name,))
     return found
+
+
+def test_the_command_list_is_complete() -> None:
+    # Lazy loading must not hide a command: each module under pwtool/cli defines one.
+    modules = {path.stem for path in (REPO / "pwtool" / "cli").glob("*.py") if not path.stem.startswith("_")}
+    assert {command[0] for command in _commands(main)} == modules
+    assert len(_commands(main)) >= 9  # manifest has subcommands
 
 
 @pytest.mark.parametrize("command", [()] + _commands(main), ids=lambda c: " ".join(c) or "pwtool")
