@@ -113,6 +113,8 @@ class Sample:
 # -- the variants ------------------------------------------------------------------------
 
 
+VARIANTS = ("none", "lua", "c", "c-floor", "python", "python-floor")
+
 def lua_filter() -> dict[str, Any]:
     return {"name": "envoy.filters.http.lua",
             "typed_config": {"@type": LUA_TYPE, "default_source_code": {"inline_string": LUA_SOURCE}}}
@@ -299,8 +301,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median is reported")
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
     parser.add_argument("--connections", type=int, default=10, help="wrk connections")
-    parser.add_argument("--variants", default="none,lua,c,c-floor,python,python-floor",
-                        help="comma-separated subset of none,lua,c,c-floor,python,python-floor (none is always run)")
+    parser.add_argument("--variants", default=",".join(VARIANTS),
+                        help=f"comma-separated subset of {','.join(VARIANTS)} (none is always run)")
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "pwtool-bench-builds",
                         help="where built modules are cached")
     parser.add_argument("--json", type=Path, help="also write the samples and the table here")
@@ -311,10 +313,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     variants = ["none"] + [v for v in args.variants.split(",") if v and v != "none"]
     modules: dict[str, Path] = {}
-    unknown = set(variants) - {"none", "lua", "c", "c-floor", "python", "python-floor"}
+    unknown = set(variants) - set(VARIANTS)
     if unknown:
-        print(f"unknown variant(s) {', '.join(sorted(unknown))}: choose from none,lua,c,c-floor,python,python-floor",
-              file=sys.stderr)
+        print(f"unknown variant(s) {', '.join(sorted(unknown))}: choose from {','.join(VARIANTS)}", file=sys.stderr)
         return 2
     if "python" in variants:
         modules["python"] = build_python(args.cache)

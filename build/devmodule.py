@@ -23,6 +23,7 @@ import marshal
 from dataclasses import dataclass
 from pathlib import Path
 
+from pwtool.build._files import prune_oldest, write_atomically
 from pwtool.build.metadata import ENTRY_MODULE
 from pwtool.build.plugin import (
     BuildResult,
@@ -30,7 +31,6 @@ from pwtool.build.plugin import (
     build_inputs_digest,
     build_plugin,
     bundle_metadata,
-    prune_oldest,
 )
 from pwtool.build.runtime.recipe import cache_root
 
@@ -42,47 +42,44 @@ _KEPT_DEV_MODULES = 3  # one per SDK version: about 4 MB each
 
 @dataclass(frozen=True)
 class DevModule:
-    """The dev loop's module and the modules already imported in it."""
+    """The dev loop's module and the modules it holds: {name: file name}."""
 
     path: Path
-    modules: frozenset[str]
+    modules: dict[str, str]
 
 
 def ensure_dev_module(progress: Progress | None = None) -> DevModule:
     """Build (once per runtime, SDK and toolkit version) and return the dev loop's module."""
     home = cache_root() / "dev-module"
     stand_in = home / "stand-in"
-    stand_in.mkdir(parents=True, exist_ok=True)
     for name, text in (("plugin.py", _STAND_IN_PLUGIN), ("plugin.toml", _STAND_IN_TOML)):
-        if not (stand_in / name).is_file() or (stand_in / name).read_text() != text:
-            (stand_in / name).write_text(text)
+        write_atomically(stand_in / name, text)
     # With the compiler: module-level code run at VM start may create namedtuples and
     # dataclasses, as it may at build time. A plugin built without it gets the same
     # RuntimeError from compile/exec/eval of source text once it is imported.
     directory = home / "modules" / build_inputs_digest(stand_in, keep_compiler=True)
     module, listing = directory / "dev.wasm", directory / "modules.json"
     if module.is_file() and listing.is_file():
-        return DevModule(module, frozenset(json.loads(listing.read_text())))
+        return DevModule(module, json.loads(listing.read_text()))
     if progress is not None:
         progress("Building the dev loop's module (once per SDK version)")
-    result = build_plugin(stand_in, directory / "dev.wasm.tmp", progress, keep_compiler=True, defer_plugin=True)
-    partial = listing.with_suffix(".partial")
-    partial.write_text(json.dumps(sorted(result.code)))
-    partial.replace(listing)
-    result.path.replace(module)
+    result = build_plugin(stand_in, module, progress, keep_compiler=True, defer_plugin=True)
+    modules = {name: entry[1] for name, entry in result.code.items()}
+    write_atomically(listing, json.dumps(modules, sort_keys=True))  # written last: the pair is complete
     prune_oldest(home / "modules", keep=_KEPT_DEV_MODULES)
-    return DevModule(module, frozenset(result.code))
+    return DevModule(module, modules)
 
 
 def plugin_vm_configuration(result: BuildResult, dev_module: DevModule, vm_configuration: bytes = b"", *,
                             keep_compiler: bool = False) -> str:
     """The VM configuration that makes ``dev_module`` run the plugin ``result`` was built
-    from: its compiled modules the dev module lacks, its imports and metadata, whether it
+    from: the compiled modules the dev module does not hold as the same file (the
+    plugin's own, stdlib modules only it imports), its imports and metadata, whether it
     was built with ``keep_compiler``, and the ``vm_configuration`` the plugin itself gets
     in ``on_vm_start``."""
     bundle = {
         "modules": {name: entry for name, entry in result.code.items()
-                    if name not in dev_module.modules or entry[1].startswith(f"{result.metadata.name}/")},
+                    if name == ENTRY_MODULE or dev_module.modules.get(name) != entry[1]},
         "plugin": ENTRY_MODULE,
         "preload": result.preload,
         "metadata": bundle_metadata(result.metadata),

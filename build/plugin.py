@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import marshal
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +23,8 @@ from typing import Callable
 import wasmtime
 
 from pwtool import __version__
-from pwtool.build.imports import ImportClosure, ModuleSource, builtin_module_names, collect_imports
+from pwtool.build._files import prune_oldest, write_atomically
+from pwtool.build.imports import ModuleSource, builtin_module_names, collect_imports
 from pwtool.build.metadata import ENTRY_MODULE, PluginError, PluginMetadata, load_metadata
 from pwtool.build.runtime.recipe import SHIM_DIR, Progress, Runtime, ensure_runtime
 from pwtool.build.snapshot import instantiate, snapshot, strip_build_only_code
@@ -37,6 +37,8 @@ _PRECOMPILED = -1  # the `optimize` of a bundled module whose payload is marshal
 _BUILD_TIME_NS = 1_700_000_000 * 10**9  # the clock the interpreter sees while building
 
 BundleModules = dict[str, tuple[bool, str, bytes, int]]
+Preload = list[tuple[str, str, int, bool]]
+"""The imports done after the plugin's: (module, importer file, line, required)."""
 
 
 class BuildError(RuntimeError):
@@ -56,8 +58,7 @@ class BuildResult:
     module_count: int
     code: BundleModules = field(default_factory=dict, repr=False, compare=False)
     """{module: (is_package, file name, marshalled code, -1)}: what the module imported."""
-    preload: list[tuple[str, str, int, bool]] = field(default_factory=list, repr=False, compare=False)
-    """The imports the build did after the plugin's: (module, importer file, line, required)."""
+    preload: Preload = field(default_factory=list, repr=False, compare=False)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -129,15 +130,13 @@ def build_plugin(
         for name, source in closure.modules.items()
     }
     engine = wasmtime.Engine()
-    compiled = _compile_sources(runtime, engine, sources, metadata, closure, plugin_dir, keep_compiler)
+    compiled = _compile_sources(runtime, engine, sources, metadata, plugin_dir)
     code = {name: (entry[0], entry[1], compiled[name], _PRECOMPILED) for name, entry in sources.items()}
-    bundle = _make_bundle("load", metadata, code, closure, keep_compiler, defer_plugin)
+    preload = [(site.module, str(site.file), site.line, site.required) for site in closure.preload]
+    bundle = _make_bundle("load", metadata, code, preload, keep_compiler, defer_plugin)
     module = _snapshot_plugin(runtime, engine, bundle, metadata, plugin_dir, keep_compiler)
     target = Path(output) if output is not None else default_output(metadata)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".partial")
-    partial.write_bytes(module)
-    partial.replace(target)
+    write_atomically(target, module)
     return BuildResult(
         path=target,
         size=len(module),
@@ -147,13 +146,12 @@ def build_plugin(
         runtime_key=runtime.key,
         module_count=len(closure.modules),
         code=code,
-        preload=_preload_entries(closure),
+        preload=preload,
     )
 
 
 def _compile_sources(runtime: Runtime, engine: wasmtime.Engine, sources: BundleModules, metadata: PluginMetadata,
-                     closure: ImportClosure, plugin_dir: Path, keep_compiler: bool,
-                     cache: Path | None = None) -> dict[str, bytes]:
+                     plugin_dir: Path, cache: Path | None = None) -> dict[str, bytes]:
     """{module: marshalled code}, compiled by the runtime's own interpreter.
 
     Code compiled before with the same runtime is read from the runtime's cache
@@ -175,13 +173,10 @@ def _compile_sources(runtime: Runtime, engine: wasmtime.Engine, sources: BundleM
         # The interpreter needs some modules (encodings) to start: cached ones go in compiled.
         modules = missing | {name: (sources[name][0], sources[name][1], code, _PRECOMPILED)
                              for name, code in compiled.items()}
-        bundle = _make_bundle("compile", metadata, modules, closure, keep_compiler)
+        bundle = _make_bundle("compile", metadata, modules, preload=[], keep_compiler=False)
         fresh: dict[str, bytes] = marshal.loads(_run_boot(runtime, engine, bundle, metadata, plugin_dir))
-        cache.mkdir(parents=True, exist_ok=True)
         for name, code in fresh.items():
-            partial = cache / f"{keys[name]}.partial"
-            partial.write_bytes(code)
-            partial.replace(cache / keys[name])
+            write_atomically(cache / keys[name], code)
         compiled.update(fresh)
         prune_oldest(cache, keep=_CODE_CACHE_ENTRIES)
     return compiled
@@ -190,21 +185,8 @@ def _compile_sources(runtime: Runtime, engine: wasmtime.Engine, sources: BundleM
 _CODE_CACHE_ENTRIES = 2048  # a few KB each; every edit of a plugin file adds one
 
 
-def prune_oldest(directory: Path, keep: int) -> None:
-    """Keep the `keep` newest entries of a cache directory (edits leave stale ones)."""
-    entries = list(directory.iterdir())
-    if len(entries) <= keep:
-        return
-    entries.sort(key=lambda path: path.stat().st_mtime_ns)
-    for stale in entries[: len(entries) - keep]:
-        if stale.is_file():
-            stale.unlink(missing_ok=True)
-        else:
-            shutil.rmtree(stale, ignore_errors=True)
-
-
 def _make_bundle(
-    mode: str, metadata: PluginMetadata, modules: BundleModules, closure: ImportClosure, keep_compiler: bool,
+    mode: str, metadata: PluginMetadata, modules: BundleModules, preload: Preload, keep_compiler: bool,
     defer_plugin: bool = False,
 ) -> bytes:
     """The marshalled input of the runtime's boot code (build/runtime/boot/boot.py)."""
@@ -216,14 +198,10 @@ def _make_bundle(
             "plugin": ENTRY_MODULE,
             "keep_compiler": keep_compiler,
             "defer_plugin": defer_plugin,
-            "preload": _preload_entries(closure),
+            "preload": preload,
             "metadata": bundle_metadata(metadata),
         }
     )
-
-
-def _preload_entries(closure: ImportClosure) -> list[tuple[str, str, int, bool]]:
-    return [(site.module, str(site.file), site.line, site.required) for site in closure.preload]
 
 
 def bundle_metadata(metadata: PluginMetadata) -> dict[str, object]:

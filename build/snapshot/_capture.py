@@ -12,6 +12,7 @@ from typing import Callable
 
 import wasmtime
 
+from pwtool.build._files import write_atomically
 from pwtool.build.snapshot._rewrite import expose_mutable_globals, write_snapshot
 
 LinkerSetup = Callable[[wasmtime.Linker, wasmtime.Store, wasmtime.Module], None]
@@ -77,8 +78,5 @@ def _compile(engine: wasmtime.Engine, module_bytes: bytes, cache: Path | None) -
         except wasmtime.WasmtimeError:
             path.unlink(missing_ok=True)  # written by another wasmtime: compile again
     module = wasmtime.Module(engine, module_bytes)
-    cache.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
-    partial.write_bytes(module.serialize())
-    partial.replace(path)
+    write_atomically(path, module.serialize())
     return module

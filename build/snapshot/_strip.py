@@ -17,6 +17,7 @@ import json
 import re
 from pathlib import Path
 
+from pwtool.build._files import write_atomically
 from pwtool.build.snapshot._calls import direct_calls, function_bodies, table_functions
 from pwtool.build.wasm_binary import (
     KIND_FUNC,
@@ -71,10 +72,7 @@ def strip_build_only_code(module_bytes: bytes, cache_dir: Path | None = None) ->
         except WasmFormatError:
             keep = {imported + position for position in range(len(bodies))} - build_only
         if cache is not None:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            partial = cache.with_suffix(".partial")
-            partial.write_text(json.dumps(sorted(keep)))
-            partial.replace(cache)
+            write_atomically(cache, json.dumps(sorted(keep)))
     out = bytearray(uleb(len(bodies)))
     stubbed = 0
     for position, (start, end) in enumerate(bodies):

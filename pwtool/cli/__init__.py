@@ -12,29 +12,20 @@ import click
 
 from pwtool import __version__
 
-# Command name -> the module under pwtool.cli that defines it as ``command``.
-_COMMAND_MODULES = {
-    "build": "build",
-    "inspect": "inspect",
-    "push": "push",
-    "pull": "pull",
-    "manifest": "manifest",
-    "run": "run",
-    "new": "new",
-}
+# Each command lives in the module of its name under pwtool.cli, as ``command``.
+_COMMANDS = ("build", "inspect", "push", "pull", "manifest", "run", "new")
 
 
 class _LazyGroup(click.Group):
     """A group whose commands are imported on first use."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(_COMMAND_MODULES)
+        return list(_COMMANDS)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        module_name = _COMMAND_MODULES.get(cmd_name)
-        if module_name is None:
+        if cmd_name not in _COMMANDS:
             return None
-        command = importlib.import_module(f"pwtool.cli.{module_name}").command
+        command = importlib.import_module(f"pwtool.cli.{cmd_name}").command
         assert isinstance(command, click.Command)
         return command
 

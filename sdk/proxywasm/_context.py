@@ -558,11 +558,16 @@ class TcpContext(Context):
         return self._close(StreamType.UPSTREAM)
 
 
+def overrides(cls: type, name: str, no_ops: tuple[object, ...]) -> bool:
+    """Whether `cls` has its own method `name`, not one of the SDK's `no_ops` for it."""
+    return getattr(cls, name, no_ops[0]) not in no_ops
+
+
 def _report_unexported_overrides(cls: type) -> None:
     """Log, at once, that the host will never call `cls`'s overrides of callbacks the
     module was built without."""
     for name, no_ops in unexported_callbacks.items():
-        if getattr(cls, name, no_ops[0]) not in no_ops:
+        if overrides(cls, name, no_ops):
             _hostcalls.log(
                 LogLevel.ERROR,
                 f"{cls.__module__}.{cls.__qualname__}.{name} will never be called: the module was built "

@@ -23,7 +23,16 @@ from . import _hostcalls
 from ._body import Body
 from ._callouts import GrpcResponse, GrpcStream, HttpResponse
 from ._codec import deserialize_header_map_bytes, to_str
-from ._context import NOT_HELD, Context, HttpContext, RootContext, TcpContext, packaged_config, unexported_callbacks
+from ._context import (
+    NOT_HELD,
+    Context,
+    HttpContext,
+    RootContext,
+    TcpContext,
+    overrides,
+    packaged_config,
+    unexported_callbacks,
+)
 from ._errors import (
     BadArgument,
     ConfigError,
@@ -297,7 +306,7 @@ def leave_out_unused_callbacks() -> list[str]:
         cls = pending.pop()
         classes.append(cls)
         pending.extend(cls.__subclasses__())
-    unused = [name for name, kept in no_ops.items() if all(getattr(cls, name, kept[0]) in kept for cls in classes)]
+    unused = [name for name, kept in no_ops.items() if not any(overrides(cls, name, kept) for cls in classes)]
     unexported_callbacks.update((name, no_ops[name]) for name in unused)
     return unused
 

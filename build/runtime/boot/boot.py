@@ -193,17 +193,27 @@ def _import_plugin_from_vm() -> bytes:
     plugin = bundle["plugin"]
     sys.modules.pop(plugin, None)
     __import__(plugin)
-    for module, importer, line, required in bundle["preload"]:
+    failure = _preload(bundle["preload"])
+    if failure is not None:
+        error, where = failure
+        raise ImportError(f"{where}: {error}") from error
+    if not bundle["keep_compiler"]:
+        _forbid_runtime_compilation()  # as in the module `pwtool build` makes
+    return bundle["vm_configuration"]
+
+
+def _preload(entries: list) -> "tuple[BaseException, str] | None":
+    """Import what the plugin and the SDK import anywhere (functions included), after
+    the plugin; the first failure of a required one, with where it is imported, or None."""
+    for module, importer, line, required in entries:
         if module in sys.modules:
             continue
         try:
             __import__(module)
-        except ImportError as error:
+        except BaseException as error:  # noqa: BLE001 - reported by the caller
             if required:
-                raise ImportError(f"import {module} at {importer}:{line}: {error}") from error
-    if not bundle["keep_compiler"]:
-        _forbid_runtime_compilation()  # as in the module `pwtool build` makes
-    return bundle["vm_configuration"]
+                return error, f"import {module} at {importer}:{line}"
+    return None
 
 
 def _forget_imported_modules() -> None:
@@ -284,15 +294,10 @@ def load_plugin() -> bool:
     except BaseException as error:  # noqa: BLE001 - reported to the build host verbatim
         _report(error, f"import {plugin}")
         return False
-    for module, importer, line, required in _bundle["preload"]:
-        if module in sys.modules:
-            continue
-        try:
-            __import__(module)
-        except BaseException as error:  # noqa: BLE001
-            if required:
-                _report(error, f"import {module} at {importer}:{line}")
-                return False
+    failure = _preload(_bundle["preload"])
+    if failure is not None:
+        _report(*failure)
+        return False
     defer = _bundle.get("defer_plugin", False)
     if defer:
         _defer_plugin_import()
@@ -304,7 +309,7 @@ def load_plugin() -> bool:
     _bundle.clear()
     # What only the build needed stays out of the snapshot (its code would be kept alive
     # by this module's namespace).
-    needed_later = ("_install_metadata", "_import_plugin_from_vm", "_forbid_runtime_compilation")
+    needed_later = ("_install_metadata", "_import_plugin_from_vm", "_preload", "_forbid_runtime_compilation")
     for name in ("install_importer", "main", "compile_modules", "load_plugin", "_report", "_format",
                  "_forget_imported_modules", "_report_unused_callbacks", "_defer_plugin_import",
                  *(() if defer else needed_later)):
