@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 
-def write_atomically(path: Path, data: bytes | str) -> None:
+def write_atomically(path: Path, data: bytes | bytearray | str) -> None:
     """Write `data` to `path` so that readers see the old file or the whole new one
     (another process may be building the same thing at the same time)."""
     path.parent.mkdir(parents=True, exist_ok=True)

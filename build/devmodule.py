@@ -25,14 +25,8 @@ from pathlib import Path
 
 from pwtool.build._files import prune_oldest, write_atomically
 from pwtool.build.metadata import ENTRY_MODULE
-from pwtool.build.plugin import (
-    BuildResult,
-    Progress,
-    build_inputs_digest,
-    build_plugin,
-    bundle_metadata,
-)
-from pwtool.build.runtime.recipe import cache_root
+from pwtool.build.plugin import BuildResult, build_inputs_digest, build_plugin, bundle_metadata
+from pwtool.build.runtime.recipe import Progress, cache_root
 
 DEV_MAGIC = b"pwtool-dev-plugin:"  # build/runtime/boot/boot.py checks it
 _STAND_IN_PLUGIN = "import proxywasm  # the dev loop's module: the plugin comes in the VM configuration\n"

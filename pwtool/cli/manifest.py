@@ -208,7 +208,7 @@ def envoy(plugin_dir: Path | None, kind: str, wasm: Path | None, url: str | None
       pwtool manifest envoy plugins/hello --wasm dist/hello.wasm
       pwtool manifest envoy plugins/hello --url https://example.com/hello.wasm --sha256 HEX
       pwtool manifest envoy plugins/hello --kind ecds --wasm dist/hello.wasm -o ecds/hello.yaml
-      pwtool manifest envoy plugins/request_buffer --kind service --wasm dist/rb.wasm
+      pwtool manifest envoy plugins/shared_queue --kind service --root-id consumer --wasm dist/shared_queue.wasm
     """
     try:
         info = _plugin(plugin_dir, plugin_name, root_id)

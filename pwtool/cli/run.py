@@ -78,7 +78,7 @@ def command(plugin_dir: Path, upstream: str | None, port: int, admin_port: int, 
     \b
     Examples:
       pwtool run plugins/hello --watch
-      pwtool run plugins/host_rewrite --upstream 127.0.0.1:8080 --config '{"authority": "..."}'
+      pwtool run plugins/http_config --upstream 127.0.0.1:8080 --config '{"header_value": "dev"}'
     """
     stop = threading.Event()
 

@@ -15,7 +15,7 @@ import dataclasses
 import os
 import struct
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Optional, Protocol, Union
+from typing import Any, Optional, Protocol, TypeVar, Union
 
 from ._codec import Headers, HeadersLike, encode_pairs, to_pairs
 from ._records import HeaderMap, LocalResponse, LogRecord, Logs, Message, Metrics
@@ -31,6 +31,8 @@ from ._types import (
     VMFailed,
     WasmTrap,
 )
+
+_Result = TypeVar("_Result")
 
 __all__ = [
     "Emulator",
@@ -97,7 +99,7 @@ class _Context:
     def __init__(self, vm: "VM", context_id: int, root: Optional["RootContext"]) -> None:
         self.vm = vm
         self.id = context_id
-        self.root = root if root is not None else self  # type: ignore[assignment]
+        self.root = root if root is not None else self
         self.alive = True
         self.properties: dict[tuple[str, ...], bytes] = {}
 
@@ -1157,7 +1159,7 @@ class Emulator:
         self.close()
 
     # -- running host operations (after-call actions run once the outermost call returns)
-    def _op(self, fn: Callable[..., Any], *args: Any) -> Any:
+    def _op(self, fn: Callable[..., _Result], *args: Any) -> _Result:
         self._depth += 1
         try:
             return fn(*args)

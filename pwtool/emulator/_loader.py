@@ -11,6 +11,7 @@ from ._types import ModuleLoadError
 
 if TYPE_CHECKING:
     from ._host import VM, Backend
+    from ._native import NativeBackend
 
 __all__ = ["make_backend", "build_plugin_cached", "MODES"]
 
@@ -58,7 +59,7 @@ def make_backend(vm: "VM", module: Union[str, "os.PathLike[str]", bytes], mode: 
     return WasmBackend(vm, path.read_bytes())
 
 
-def _shared_native(vm: "VM", source: Path) -> "object | None":
+def _shared_native(vm: "VM", source: Path) -> "NativeBackend | None":
     """Workers of one load share the imported plugin module (one import per load)."""
     from ._native import NativeBackend
 

@@ -86,6 +86,8 @@ class NativeBackend:
 
     mode = "native"
     abi_version = "0.2.1"
+    module: types.ModuleType
+    base_dispatcher: Any  # the dispatcher the plugin's import registered
 
     def __init__(self, vm: "VM", source: Path, shared: Optional["NativeBackend"] = None) -> None:
         self.vm = vm

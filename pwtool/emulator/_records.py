@@ -183,14 +183,13 @@ class Metrics:
         for mid, metric in self._by_id.items():
             if metric.name == key and metric.type == metric_type:
                 return mid
-        metric = self._by_name.get(key)
-        if metric is None or metric.type != metric_type:
-            metric = Metric(name, metric_type)
-            self._by_name[key] = metric
+        existing = self._by_name.get(key)
+        if existing is None or existing.type != metric_type:
+            existing = self._by_name[key] = Metric(name, metric_type)
         # Like Envoy, the metric type is encoded in the low bits of the id.
         mid = (self._next_id << 2) | int(metric_type)
         self._next_id += 1
-        self._by_id[mid] = metric
+        self._by_id[mid] = existing
         return mid
 
     def by_id(self, metric_id: int) -> Optional[Metric]:
@@ -218,9 +217,6 @@ class Metrics:
 
     def __contains__(self, name: object) -> bool:
         return name in self._by_name
-
-    def names(self) -> list[str]:
-        return sorted(self._by_name)
 
     def metric(self, name: str) -> Metric:
         return self._by_name[name]

@@ -244,7 +244,7 @@ class WasmBackend:
         if not isinstance(mem, wasmtime.Memory):
             raise ModuleLoadError("Wasm module is missing an exported memory")
         self._mem = mem
-        self._funcs: dict[str, Optional[wasmtime.Func]] = {}
+        self._funcs: dict[str, wasmtime.Func] = {}
         for e in self.module.exports:
             f = ex.get(e.name)
             if isinstance(f, wasmtime.Func):
@@ -348,7 +348,7 @@ class WasmBackend:
         self._callbacks.append(cb)
         mod_b, name_b = module.encode(), name.encode()
         error = ffi.wasmtime_linker_define_func_unchecked(
-            linker.ptr(), mod_b, len(mod_b), name_b, len(name_b), ty.ptr(), cb, None, ctypes.cast(None, ctypes.CFUNCTYPE(None, ctypes.c_void_p))
+            linker.ptr(), mod_b, len(mod_b), name_b, len(name_b), ty.ptr(), cb, None, ctypes.CFUNCTYPE(None, ctypes.c_void_p)()  # a null finalizer
         )
         if error:
             raise ModuleLoadError(str(wasmtime.WasmtimeError._from_ptr(error)))
@@ -419,9 +419,11 @@ class WasmBackend:
     # -- imports
     def _import_impl(self, module: str, name: str) -> Callable[..., Any]:
         if module != "env":
-            return getattr(self, "wasi_" + name)
+            wasi: Callable[..., Any] = getattr(self, "wasi_" + name)
+            return wasi
         if not name.startswith("proxy_"):
-            return getattr(self, "env_" + name)
+            other: Callable[..., Any] = getattr(self, "env_" + name)
+            return other
         impl = getattr(self, "p_" + name[len("proxy_"):])
         hostcall = name
 
