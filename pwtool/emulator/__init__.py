@@ -15,7 +15,7 @@ Python source natively, against an emulated Envoy::
 from ._codec import decode_pairs, encode_pairs
 from ._host import Emulator, GrpcCall, GrpcStream, HttpCall, HttpStream, Plugin, TcpStream, VM
 from ._loader import build_plugin_cached
-from ._records import HeaderMap, LocalResponse, LogRecord, Logs, Message, Metric, Metrics
+from ._records import CallRecord, HeaderMap, LocalResponse, LogRecord, Logs, Message, Metric, Metrics
 from ._types import (
     Action,
     BufferType,
@@ -42,6 +42,7 @@ __all__ = [
     "HttpCall",
     "GrpcCall",
     "GrpcStream",
+    "CallRecord",
     "HeaderMap",
     "Message",
     "LocalResponse",

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Optional, Protocol, TypeVar, Union
 
 from ._codec import Headers, HeadersLike, encode_pairs, to_pairs
-from ._records import HeaderMap, LocalResponse, LogRecord, Logs, Message, Metrics
+from ._records import CallRecord, HeaderMap, LocalResponse, LogRecord, Logs, Message, Metrics
 from ._types import (
     Action,
     BufferType,
@@ -182,8 +182,15 @@ class VM:
         self.current, self.effective = context, None
         self.depth += 1
         self.emulator._depth += 1
+        log = self.emulator.calls if self.emulator.record_calls and self.backend.has(name) else None
+        if log is not None:  # listed before the hostcalls it makes; its result comes after
+            entry = len(log)
+            log.append(CallRecord("callback", self.index, "proxy_" + name, (context.id, *args)))
         try:
-            return self.backend.call(name, context.id, *args)
+            result = self.backend.call(name, context.id, *args)
+            if log is not None:
+                log[entry] = dataclasses.replace(log[entry], result=result)
+            return result
         except WasmTrap as trap:
             self.failed = trap
             raise
@@ -1050,7 +1057,9 @@ class Emulator:
     ``env`` (environment variables visible to the module through WASI), ``build_cache``
     (where plugin directories built for wasm mode are cached), ``count_instructions``
     (count the WebAssembly instructions each wasm-mode plugin executes:
-    :attr:`Plugin.instructions`; a little slower).
+    :attr:`Plugin.instructions`; a little slower), ``record_calls`` (keep every callback
+    and hostcall, with decoded arguments and results, in :attr:`calls` as
+    :class:`CallRecord` entries: what a test asserts to prove which bytes a module sent).
     """
 
     def __init__(
@@ -1066,8 +1075,11 @@ class Emulator:
         env: Optional[Mapping[str, str]] = None,
         build_cache: Union[str, "os.PathLike[str]", None] = None,
         count_instructions: bool = False,
+        record_calls: bool = False,
     ) -> None:
         self.count_instructions = count_instructions
+        self.record_calls = record_calls
+        self.calls: list[CallRecord] = []
         self.log_level = LogLevel(log_level)
         self.buffer_limit = buffer_limit
         self.clusters = None if clusters is None else set(clusters)

@@ -7,7 +7,7 @@ the same methods. Failures raise :class:`HostcallError` with Envoy's status code
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from ._codec import Headers, decode_pairs, encode_pairs
 from ._types import BufferType, HostcallError, MapType, MetricType, Status, StreamType
@@ -52,6 +52,38 @@ class Hostcalls:
     def __init__(self, vm: "VM") -> None:
         self._vm = vm
         self._emu = vm.emulator
+        if vm.emulator.record_calls:
+            self._record_calls()
+
+    def _record_calls(self) -> None:
+        """Put a recording wrapper over each seam function of this instance: every
+        hostcall the module makes goes to the emulator's ``calls`` (outermost only,
+        when one seam function uses another)."""
+        from ._records import CallRecord
+
+        log = self._emu.calls
+        index = self._vm.index
+        active = [0]
+
+        def recording(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+            def record(*args: Any) -> Any:
+                if active[0]:
+                    return function(*args)
+                active[0] += 1
+                try:
+                    result = function(*args)
+                except HostcallError as error:
+                    log.append(CallRecord("hostcall", index, "proxy_" + name, args, None, error.status))
+                    raise
+                finally:
+                    active[0] -= 1
+                log.append(CallRecord("hostcall", index, "proxy_" + name, args, result))
+                return result
+
+            return record
+
+        for name in SEAM_FUNCTIONS:
+            setattr(self, name, recording(name, getattr(self, name)))
 
     # -- helpers
     def _ctx(self) -> "_Context":

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
-from typing import Optional, Union, overload
+from typing import Any, Optional, Union, overload
 
 from ._codec import Headers, HeadersLike, to_pairs
 from ._types import LogLevel, MetricType
 
-__all__ = ["HeaderMap", "Message", "LocalResponse", "LogRecord", "Logs", "Metric", "Metrics"]
+__all__ = ["CallRecord", "HeaderMap", "Message", "LocalResponse", "LogRecord", "Logs", "Metric", "Metrics"]
 
 
 class HeaderMap:
@@ -102,6 +102,28 @@ class LogRecord:
     root_id: str
     context_id: int
     vm: int
+
+
+@dataclasses.dataclass(frozen=True)
+class CallRecord:
+    """One crossing between host and module, kept with ``Emulator(record_calls=True)``.
+
+    ``kind`` is ``"callback"`` (the host called export ``name``, e.g.
+    ``proxy_on_request_headers``, with ``args`` starting at the context id) or
+    ``"hostcall"`` (the module called import ``name``, e.g.
+    ``proxy_replace_header_map_value``, with ``args`` as the emulator decoded them from
+    module memory: ints, and bytes for every pointer/size pair). A callback is listed
+    before the hostcalls it made. ``result`` is what the call returned (for a
+    hostcall: what it wrote back, or ``None``; ``None`` for a callback that trapped);
+    ``status`` is the hostcall's status (0 for OK), always 0 for a callback.
+    """
+
+    kind: str
+    vm: int
+    name: str
+    args: tuple[Any, ...]
+    result: Any = None
+    status: int = 0
 
 
 class Logs:
