@@ -16,6 +16,7 @@ import hashlib
 import json
 import marshal
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -294,12 +295,18 @@ def _read(caller: wasmtime.Caller, pointer: int, size: int) -> bytes:
 def _boot(store: wasmtime.Store, instance: wasmtime.Instance, bundle: bytes) -> int:
     """Run the runtime's C start-up, then pwtool_boot(bundle); returns its status."""
     exports = instance.exports(store)
-    exports["_initialize"](store)  # type: ignore[operator]
-    pointer = exports["malloc"](store, len(bundle))  # type: ignore[operator]
+    _exported_func(exports, "_initialize")(store)
+    pointer = _exported_func(exports, "malloc")(store, len(bundle))
     memory = exports["memory"]
     assert isinstance(memory, wasmtime.Memory)
     memory.write(store, bundle, pointer)
-    return int(exports["pwtool_boot"](store, pointer, len(bundle)))  # type: ignore[operator]
+    return int(_exported_func(exports, "pwtool_boot")(store, pointer, len(bundle)))
+
+
+def _exported_func(exports: Mapping[str, object], name: str) -> wasmtime.Func:
+    func = exports[name]
+    assert isinstance(func, wasmtime.Func)
+    return func
 
 
 def _run_boot(runtime: Runtime, engine: wasmtime.Engine, bundle: bytes, metadata: PluginMetadata,

@@ -13,7 +13,7 @@ from pwtool.oci import DEFAULT_CHUNK, FORMATS, ReferenceError, RegistryError, pa
 
 def _build_directory(path: Path, quiet: bool) -> tuple[bytes, str | None]:
     """Build a plugin directory with the build API (like ``pwtool build``); returns the module and root id."""
-    from pwtool.build import BuildError, PluginError, build_plugin  # type: ignore[attr-defined,unused-ignore]
+    from pwtool.build import BuildError, PluginError, build_plugin
 
     say = None if quiet else (lambda message: click.echo(message, err=True))
     try:

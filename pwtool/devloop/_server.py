@@ -119,8 +119,11 @@ class DevServer:
         self.concurrency = concurrency
         self.fast_swaps = fast_swaps
         self._say: Say = say or (lambda message: None)
-        self._owned_dir = None if workdir else tempfile.TemporaryDirectory(prefix="pwtool-run-")
-        self.workdir = Path(workdir or self._owned_dir.name)  # type: ignore[union-attr]
+        self._owned_dir: tempfile.TemporaryDirectory[str] | None = None
+        if not workdir:
+            self._owned_dir = tempfile.TemporaryDirectory(prefix="pwtool-run-")
+            workdir = Path(self._owned_dir.name)
+        self.workdir = Path(workdir)
         self.module_dir = self.workdir / "modules"
         self.ecds_dir = self.workdir / "ecds"
         self.generation = 0

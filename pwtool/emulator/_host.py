@@ -15,7 +15,7 @@ import dataclasses
 import os
 import struct
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Optional, Protocol, TypeVar, Union
+from typing import Any, Optional, Protocol, TypeVar, Union, cast
 
 from ._codec import Headers, HeadersLike, encode_pairs, to_pairs
 from ._records import CallRecord, HeaderMap, LocalResponse, LogRecord, Logs, Message, Metrics
@@ -95,17 +95,19 @@ class _Context:
     """A context known to one VM (root, HTTP or TCP)."""
 
     kind = "root"
+    stream: Union["HttpStream", "TcpStream"]  # set on HTTP and TCP contexts only
 
     def __init__(self, vm: "VM", context_id: int, root: Optional["RootContext"]) -> None:
         self.vm = vm
         self.id = context_id
-        self.root = root if root is not None else self
+        # Only RootContext passes no root: a root context is its own root.
+        self.root: "RootContext" = root if root is not None else cast("RootContext", self)
         self.alive = True
         self.properties: dict[tuple[str, ...], bytes] = {}
 
     @property
     def root_context(self) -> "RootContext":
-        return self.root  # type: ignore[return-value]
+        return self.root
 
 
 class RootContext(_Context):
@@ -370,7 +372,7 @@ class HttpStream:
         root = plugin.root_in(vm)
         self.context = _Context(vm, vm.new_context_id(), root)
         self.context.kind = "http"
-        self.context.stream = self  # type: ignore[attr-defined]
+        self.context.stream = self
         self.id = self.context.id
         self.request = _Direction("request")
         self.response = _Direction("response")
@@ -809,7 +811,7 @@ class TcpStream:
         root = plugin.root_in(vm)
         self.context = _Context(vm, vm.new_context_id(), root)
         self.context.kind = "tcp"
-        self.context.stream = self  # type: ignore[attr-defined]
+        self.context.stream = self
         self.id = self.context.id
         self.downstream_buffer = bytearray()
         self.upstream_buffer = bytearray()

@@ -13,7 +13,7 @@ from ._codec import Headers, decode_pairs, encode_pairs
 from ._types import BufferType, HostcallError, MapType, MetricType, Status, StreamType
 
 if TYPE_CHECKING:
-    from ._host import VM, HttpStream, RootContext, TcpStream, _Context
+    from ._host import VM, GrpcStream, HttpStream, RootContext, TcpStream, _Context
 
 __all__ = ["Hostcalls", "SEAM_FUNCTIONS"]
 
@@ -384,7 +384,7 @@ class Hostcalls:
         )
         return stream.token
 
-    def _grpc_stream_by_token(self, token: int) -> Optional[object]:
+    def _grpc_stream_by_token(self, token: int) -> Optional["GrpcStream"]:
         for s in self._emu.grpc_streams:
             if s.token == token and s.root is self._root():
                 return s
@@ -396,9 +396,9 @@ class Hostcalls:
         s = self._grpc_stream_by_token(token)
         if s is None:
             raise _err(Status.NOT_FOUND, "proxy_grpc_send")
-        s.sent.append(_b(message))  # type: ignore[attr-defined]
+        s.sent.append(_b(message))
         if end_stream:
-            s.half_closed = True  # type: ignore[attr-defined]
+            s.half_closed = True
 
     def _grpc_end(self, token: int, hostcall: str, cancel: bool) -> None:
         if token % 2 == 1:
@@ -412,12 +412,12 @@ class Hostcalls:
         if s is None:
             raise _err(Status.NOT_FOUND, hostcall)
         if cancel:
-            s.cancelled = True  # type: ignore[attr-defined]
-            self._emu.grpc_streams.remove(s)  # type: ignore[arg-type]
+            s.cancelled = True
+            self._emu.grpc_streams.remove(s)
         else:
-            s.local_closed = True  # type: ignore[attr-defined]
-            if s.remote_closed:  # type: ignore[attr-defined]
-                self._emu.grpc_streams.remove(s)  # type: ignore[arg-type]
+            s.local_closed = True
+            if s.remote_closed:
+                self._emu.grpc_streams.remove(s)
 
     def grpc_cancel(self, token: int) -> None:
         self._grpc_end(token, "proxy_grpc_cancel", True)

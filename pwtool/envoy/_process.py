@@ -80,8 +80,11 @@ class Envoy:
     ) -> None:
         self.config = config
         self.admin_port = admin_port
-        self._owned_dir = None if workdir else tempfile.TemporaryDirectory(prefix="pwtool-envoy-")
-        self.workdir = Path(workdir or self._owned_dir.name)  # type: ignore[union-attr]
+        self._owned_dir: tempfile.TemporaryDirectory[str] | None = None
+        if not workdir:
+            self._owned_dir = tempfile.TemporaryDirectory(prefix="pwtool-envoy-")
+            workdir = Path(self._owned_dir.name)
+        self.workdir = Path(workdir)
         self.concurrency = concurrency
         self.log_level = log_level
         self.component_log_level = component_log_level

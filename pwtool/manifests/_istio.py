@@ -10,7 +10,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
-import jsonschema  # type: ignore[import-untyped,unused-ignore]
+import jsonschema
 import yaml
 
 from pwtool.manifests._plugin import ManifestError
