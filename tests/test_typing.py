@@ -30,8 +30,7 @@ def test_the_toolkit_is_strictly_typed(tmp_path: Path) -> None:
     # The toolkit imports `pwtool.build`, which lives in build/ (pyproject's package-dir):
     # mypy sees that only in the installed layout, so the test lays it out.
     tree = tmp_path / "tree"
-    skip = shutil.ignore_patterns("__pycache__", "*.pyc")
+    skip = shutil.ignore_patterns("__pycache__", "*.pyc", "shim")  # shim: the runtime's C sources
     shutil.copytree(REPO / "pwtool", tree / "pwtool", ignore=skip)
-    shutil.copytree(REPO / "build", tree / "pwtool" / "build", ignore=shutil.ignore_patterns("__pycache__", "*.pyc",
-                                                                                            "shim"))
+    shutil.copytree(REPO / "build", tree / "pwtool" / "build", ignore=skip)
     _mypy(["--exclude", _BOOT_CODE, "-p", "pwtool"], tree, tmp_path / "cache")

@@ -56,9 +56,13 @@ class Hostcalls:
             self._record_calls()
 
     def _record_calls(self) -> None:
-        """Put a recording wrapper over each seam function of this instance: every
-        hostcall the module makes goes to the emulator's ``calls`` (outermost only,
-        when one seam function uses another)."""
+        """Put a recording wrapper over each seam function of this instance that is an
+        ABI hostcall: every hostcall the module makes goes to the emulator's ``calls``
+        (outermost only, when one uses another). The seam's own helpers
+        (``find_header_map_value``, ``get_header_map_list``) are not hostcalls: the
+        hostcalls they make are recorded instead, as a built module makes them."""
+        from pwtool.abi import hostcalls_for
+
         from ._records import CallRecord
 
         log = self._emu.calls
@@ -82,8 +86,10 @@ class Hostcalls:
 
             return record
 
+        abi = hostcalls_for(None)
         for name in SEAM_FUNCTIONS:
-            setattr(self, name, recording(name, getattr(self, name)))
+            if "proxy_" + name in abi:
+                setattr(self, name, recording(name, getattr(self, name)))
 
     # -- helpers
     def _ctx(self) -> "_Context":

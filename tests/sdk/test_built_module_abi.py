@@ -277,10 +277,6 @@ def _drive(emulator: Emulator, plugin: Plugin) -> None:
 
 
 def hostcalls(emulator: Emulator, name: str) -> list[CallRecord]:
-    return [c for c in emulator.calls if c.kind == "hostcall" and c.name == name]
-
-
-def hostcalls(emulator: Emulator, name: str) -> list[CallRecord]:
     return [c for c in emulator.calls if c.kind == "hostcall" and c.name == "proxy_" + name]
 
 
@@ -292,10 +288,6 @@ def only(emulator: Emulator, name: str) -> CallRecord:
 
 def callback_names(emulator: Emulator) -> set[str]:
     return {c.name for c in emulator.calls if c.kind == "callback"}
-
-
-def logged(plugin: Plugin) -> list[str]:
-    return plugin.logs.info
 
 
 def test_the_tour_reaches_every_import_and_export(tour: tuple[Emulator, Plugin], tour_module: Path) -> None:
@@ -324,7 +316,7 @@ def test_start_up_reads_both_configurations(tour: tuple[Emulator, Plugin]) -> No
     assert [(c.name, c.args[1], c.result) for c in start] == [("proxy_on_vm_start", 6, 1), ("proxy_on_configure", 8, 1)]
     reads = hostcalls(emulator, "get_buffer_bytes")[:2]
     assert [(c.args, c.result) for c in reads] == [((6, 0, 6), b"vm-cfg"), ((7, 0, 8), b'{"a": 1}')]
-    assert "vm start b'vm-cfg'" in logged(plugin) and "configure b'{\"a\": 1}'" in logged(plugin)
+    assert "vm start b'vm-cfg'" in plugin.logs.info and "configure b'{\"a\": 1}'" in plugin.logs.info
     assert only(emulator, "set_tick_period_milliseconds").args == (100,)
     assert only(emulator, "register_shared_queue").args == (b"tour-queue",)
 
@@ -342,7 +334,7 @@ def test_headers_bodies_and_trailers(tour: tuple[Emulator, Plugin]) -> None:
     assert hostcalls(emulator, "define_metric")[0].args == (0, b"tour.requests.method=POST")
     assert only(emulator, "get_buffer_status").args == (0,)
     assert hostcalls(emulator, "get_buffer_bytes")[2].args == (0, 0, 8)
-    assert "body 8 b'part-two'" in logged(plugin)
+    assert "body 8 b'part-two'" in plugin.logs.info
     assert hostcalls(emulator, "set_buffer_bytes")[0].args == (0, 0, 8, b"rewritten")
     trailers = only(emulator, "set_header_map_pairs")
     assert trailers.args[0] == 1 and decode_pairs(trailers.args[1]) == [(b"x-trailer", b"replaced"), (b"x-more", b"yes")]
@@ -383,8 +375,8 @@ def test_local_response_close_and_a_finished_stream(tour: tuple[Emulator, Plugin
     assert (status, details, body, decode_pairs(headers), grpc_status) == \
         (403, b"tour_denied", b"denied\n", [(b"x-why", b"tour")], 7)
     assert only(emulator, "close_stream").args == (0,)
-    assert "resume a finished stream: False" in logged(plugin)
-    bad = [m for m in logged(plugin) if m.startswith("BadArgument: proxy_http_call(upstream=b'nowhere'")]
+    assert "resume a finished stream: False" in plugin.logs.info
+    bad = [m for m in plugin.logs.info if m.startswith("BadArgument: proxy_http_call(upstream=b'nowhere'")]
     assert bad and bad[0].endswith("timeout_ms=100) failed: BAD_ARGUMENT")
 
 
@@ -394,7 +386,7 @@ def test_tcp_data_and_closes(tour: tuple[Emulator, Plugin]) -> None:
     assert (2, 0, 0, b">") in [c.args for c in writes] and (3, 4, 0, b"<") in [c.args for c in writes]
     closes = [(c.name, c.args) for c in emulator.calls if c.name.endswith("connection_close")]
     assert closes == [("proxy_on_upstream_connection_close", (6, 2)), ("proxy_on_downstream_connection_close", (6, 2))]
-    assert "upstream closed 2" in logged(plugin) and "downstream closed 2" in logged(plugin)
+    assert "upstream closed 2" in plugin.logs.info and "downstream closed 2" in plugin.logs.info
 
 
 def test_root_services(tour: tuple[Emulator, Plugin]) -> None:
@@ -406,7 +398,7 @@ def test_root_services(tour: tuple[Emulator, Plugin]) -> None:
                       ((b"tour-key", b"stale", 1001), None, Status.CAS_MISMATCH), ((b"tour-key",), (b"one", 1), 0),
                       ((b"tour-key", b"one+two", 1), None, 0), ((b"tour-key",), (b"one+two", 2), 0),
                       ((b"absent",), None, Status.NOT_FOUND)]
-    assert any(m.startswith("cas mismatch: proxy_set_shared_data(key=b'tour-key'") for m in logged(plugin))
+    assert any(m.startswith("cas mismatch: proxy_set_shared_data(key=b'tour-key'") for m in plugin.logs.info)
     defined = {c.args[1]: (c.args[0], c.result) for c in hostcalls(emulator, "define_metric")}
     level, sizes, total = defined[b"tour.level"][1], defined[b"tour.sizes"][1], defined[b"tour.requests"][1]
     assert [c.args for c in hostcalls(emulator, "record_metric")] == [(level, 7), (sizes, 42)]
@@ -417,9 +409,9 @@ def test_root_services(tour: tuple[Emulator, Plugin]) -> None:
     assert only(emulator, "enqueue_shared_queue").args == (queue, b"item-1")
     assert [(c.result, c.status) for c in hostcalls(emulator, "dequeue_shared_queue")] == \
         [(b"item-1", 0), (None, Status.EMPTY)]
-    assert "queue [b'item-1']" in logged(plugin)
+    assert "queue [b'item-1']" in plugin.logs.info
     assert hostcalls(emulator, "call_foreign_function")[-1].args == (b"reverse", b"abc")
-    assert "foreign b'cba'" in logged(plugin)
+    assert "foreign b'cba'" in plugin.logs.info
 
 
 def test_grpc_calls_and_streams(tour: tuple[Emulator, Plugin]) -> None:
@@ -433,9 +425,9 @@ def test_grpc_calls_and_streams(tour: tuple[Emulator, Plugin]) -> None:
     assert [c.args for c in hostcalls(emulator, "grpc_send")] == [(chat.result, b"ping", 0), (chat.result, b"pong", 0)]
     assert only(emulator, "grpc_close").args == (chat.result,)
     assert only(emulator, "grpc_cancel").args == (other.result,)
-    assert "grpc reply 0 b'answer'" in logged(plugin)
+    assert "grpc reply 0 b'answer'" in plugin.logs.info
     assert ["grpc stream metadata m", "grpc stream message b'first'", "grpc stream trailers e",
-            "grpc stream closed 0 bye"] == [m for m in logged(plugin) if m.startswith("grpc stream")]
+            "grpc stream closed 0 bye"] == [m for m in plugin.logs.info if m.startswith("grpc stream")]
     assert only(emulator, "get_status").result == (0, b"bye")
 
 

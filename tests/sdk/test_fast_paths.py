@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from pwtool.emulator import Emulator
+from pwtool.emulator import Emulator, Status
 
 pytestmark = pytest.mark.slow
 
@@ -187,26 +187,14 @@ def test_context_class_with_init_is_created_once_per_stream(emulator: Emulator, 
         assert numbers == ["1", "2", "3"], mode
 
 
-def test_counter_calls_the_host_only_with_defined_metrics(plugin_source, built_plugin, monkeypatch) -> None:
-    from pwtool.emulator._hostcalls import Hostcalls
-
-    calls: list[tuple[int, str]] = []
-    original = Hostcalls.increment_metric
-
-    def recording(self, metric_id: int, offset: int) -> None:  # type: ignore[no-untyped-def]
-        try:
-            original(self, metric_id, offset)
-        except Exception as exc:
-            calls.append((metric_id, type(exc).__name__))
-            raise
-        calls.append((metric_id, "ok"))
-
-    monkeypatch.setattr(Hostcalls, "increment_metric", recording)
+def test_counter_calls_the_host_only_with_defined_metrics(plugin_source, built_plugin) -> None:
     directory = plugin_source("fast_edges", EDGES)
-    with Emulator() as emulator:
+    with Emulator(record_calls=True) as emulator:
         plugin = load(emulator, directory, "wasm", built_plugin)
         stream = plugin.http_stream()
         stream.send_request_headers(REQUEST, end_of_stream=True)
+    calls = [(c.args[0], "ok" if c.status == 0 else Status(c.status).name) for c in emulator.calls
+             if c.name == "proxy_increment_metric"]
     # The first inc() of each counter defines it (in Python) before any increment.
     assert calls and all(status == "ok" for _, status in calls), calls
     assert len(calls) == 6
@@ -235,26 +223,22 @@ proxywasm.register(Lookups)
 '''
 
 
+def header_reads(emulator: Emulator) -> list[str]:
+    """The header-map reads the plugin made, by hostcall name without ``proxy_``."""
+    names = ("proxy_get_header_map_pairs", "proxy_get_header_map_value")
+    return [c.name[len("proxy_"):] for c in emulator.calls if c.name in names]
+
+
 @pytest.mark.parametrize("mode", ["native", "wasm"])
-def test_lookups_read_the_map_once_per_callback(plugin_source, built_plugin, monkeypatch, mode: str) -> None:
-    from pwtool.emulator._hostcalls import Hostcalls
-
-    reads: list[str] = []
-    for name in ("get_header_map_pairs", "get_header_map_value"):
-        original = getattr(Hostcalls, name)
-
-        def recording(self, *args, _original=original, _name=name):  # type: ignore[no-untyped-def]
-            reads.append(_name)
-            return _original(self, *args)
-
-        monkeypatch.setattr(Hostcalls, name, recording)
+def test_lookups_read_the_map_once_per_callback(plugin_source, built_plugin, mode: str) -> None:
     directory = plugin_source("lookups", LOOKUPS)
-    with Emulator() as emulator:
+    with Emulator(record_calls=True) as emulator:
         plugin = load(emulator, directory, mode, built_plugin)
         stream = plugin.http_stream()
         stream.send_request_headers(REQUEST, end_of_stream=True)
-        request_reads, reads[:] = list(reads), []
+        request_reads, emulator.calls[:] = header_reads(emulator), []
         stream.send_response_headers([(":status", "200")], end_of_stream=True)
+        reads = header_reads(emulator)
     assert stream.upstream_request.headers["x-seen"] == "GET,True,-,changed,True"
     response = stream.downstream_response.headers
     assert response["x-status"] == "200,True"
