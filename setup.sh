@@ -6,11 +6,11 @@
 #
 # System packages are only needed by the tests and benchmarks: a real OCI registry
 # (docker-registry), a registry client we did not write (skopeo), htpasswd for registry
-# auth (apache2-utils), and a load generator (wrk).
+# auth (apache2-utils), a load generator (wrk) and an instruction counter (valgrind).
 set -euo pipefail
 cd "$(dirname "$0")"
 
-APT_PACKAGES=(docker-registry skopeo apache2-utils wrk)
+APT_PACKAGES=(docker-registry skopeo apache2-utils wrk valgrind)
 
 if [[ "${1:-}" != "--no-system" ]]; then
   missing=()

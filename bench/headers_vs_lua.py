@@ -29,12 +29,26 @@ the median over rounds of the difference to the same round's baseline).
     .venv/bin/python bench/headers_vs_lua.py                      # 3 rounds of 10 s, every variant
     .venv/bin/python bench/headers_vs_lua.py --duration 1 --rounds 1 --json out.json
 
+With ``--measure instructions`` each Envoy runs under ``valgrind --tool=callgrind`` and
+the bench counts the x86 instructions Envoy executes (every thread: Envoy itself, V8's
+compiled wasm, LuaJIT) while it serves exactly ``--requests`` requests, sent one after
+another on one keep-alive connection after ``--warmup-requests`` unmeasured ones. The
+counts do not depend on what else the machine is doing: the same module gives the same
+count to within about 0.1% from one run to the next, where CPU time per request drifts by
+half between rounds on a shared machine. They are instructions, not time (a cache miss
+costs nothing in them), so they complement the CPU figures rather than replace them.
+This mode needs valgrind (``apt-get install -y valgrind``, which ``setup.sh`` does) and
+takes about a minute per variant.
+
+    .venv/bin/python bench/headers_vs_lua.py --measure instructions --rounds 1
+
 Exit status 0 even if Python is slower than Lua: this prints ratios, it is not a test.
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import re
@@ -47,7 +61,7 @@ import time
 import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -108,6 +122,14 @@ class Sample:
     rss_mb: float
     cpu_s: float
     cpu_us_per_request: float
+
+
+@dataclass
+class InstructionSample:
+    variant: str
+    requests: int
+    instructions: int
+    per_request: float
 
 
 # -- the variants ------------------------------------------------------------------------
@@ -242,6 +264,58 @@ def measure(variant: str, modules: dict[str, Path], args: argparse.Namespace) ->
     return Sample(variant, requests, seconds, requests / seconds, p50, rss, cpu, cpu / requests * 1e6)
 
 
+def send_requests(port: int, count: int) -> None:
+    """``count`` GET requests, one after another, on one keep-alive connection."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        for _ in range(count):
+            connection.request("GET", "/bench")
+            response = connection.getresponse()
+            response.read()
+            if response.status != 200:
+                raise RuntimeError(f"request answered {response.status}")
+    finally:
+        connection.close()
+
+
+def callgrind_totals(path: Path) -> int:
+    """The ``totals:`` line of a callgrind output file: instructions executed."""
+    for line in path.read_text(errors="replace").splitlines():
+        if line.startswith("totals:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{path}: no totals line; is it a callgrind output file?")
+
+
+def measure_instructions(variant: str, modules: dict[str, Path], args: argparse.Namespace) -> InstructionSample:
+    """Instructions Envoy executes per request, counted by callgrind around exactly ``--requests`` requests."""
+    listen, admin = free_port(), free_port()
+    config = bootstrap(http_filters=filters_for(variant, modules), listen_port=listen, admin_port=admin)
+    with tempfile.TemporaryDirectory(prefix="pwtool-bench-callgrind-") as scratch:
+        out = Path(scratch) / "callgrind.out"
+        valgrind = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
+                    "--smc-check=all-non-file"]
+        envoy = Envoy(config, admin_port=admin, concurrency=1, log_level="warn", component_log_level="wasm:warn",
+                      command_prefix=valgrind, workdir=Path(scratch))
+        try:
+            envoy.start(timeout=900)  # V8 compiles the module under valgrind first
+            check_behaviour(variant, f"http://127.0.0.1:{listen}/bench")
+            send_requests(listen, args.warmup_requests)
+            control = ["callgrind_control"]
+            subprocess.run([*control, "--instr=on", str(envoy.pid)], check=True, capture_output=True, timeout=120)
+            send_requests(listen, args.requests)
+            subprocess.run([*control, "--instr=off", str(envoy.pid)], check=True, capture_output=True, timeout=120)
+            subprocess.run([*control, "--dump", str(envoy.pid)], check=True, capture_output=True, timeout=120)
+            dumps = sorted(Path(scratch).glob("callgrind.out.*"), key=lambda p: p.stat().st_mtime)
+            if not dumps:
+                raise RuntimeError(f"{variant}: callgrind wrote no dump:\n{envoy.log_tail()}")
+            instructions = callgrind_totals(dumps[-1])
+            if envoy.process is None or envoy.process.poll() is not None:
+                raise RuntimeError(f"{variant}: Envoy died under valgrind:\n{envoy.log_tail()}")
+        finally:
+            envoy.close()
+    return InstructionSample(variant, args.requests, instructions, instructions / args.requests)
+
+
 # -- report -------------------------------------------------------------------------------
 
 
@@ -275,23 +349,49 @@ def render(table: dict[str, dict[str, float]]) -> str:
         added = "-" if name == "none" else f"{row['cpu_us_added']:+.2f}"
         lines.append(f"{name:<12} {row['rps']:>9,.0f} {row['p50_us']:>8.0f} {row['rss_mb']:>7.0f} "
                      f"{row['cpu_us_per_request']:>11.2f} {added:>13}")
-    if "lua" in table and "python" in table:
-        lua, python = table["lua"]["cpu_us_added"], table["python"]["cpu_us_added"]
+    added_cpu = {name: row["cpu_us_added"] for name, row in table.items()}
+    return "\n".join(lines + comparisons(added_cpu, "CPU added per request", lambda v: f"{v:+.2f} µs"))
+
+
+def summarize_instructions(samples: list[InstructionSample], variants: list[str]) -> dict[str, dict[str, float]]:
+    """Median instructions per request of each variant, and what it adds to the baseline's."""
+    per_request = {v: statistics.median(s.per_request for s in samples if s.variant == v) for v in variants}
+    return {v: {"instructions_per_request": per_request[v], "instructions_added": per_request[v] - per_request["none"]}
+            for v in variants}
+
+
+def render_instructions(table: dict[str, dict[str, float]]) -> str:
+    lines = [f"{'filter':<12} {'instructions/req':>17} {'added/req':>10}"]
+    for name, row in table.items():
+        added = "-" if name == "none" else f"{row['instructions_added']:+,.0f}"
+        lines.append(f"{name:<12} {row['instructions_per_request']:>17,.0f} {added:>10}")
+    added_instructions = {name: row["instructions_added"] for name, row in table.items()}
+    return "\n".join(lines + comparisons(added_instructions, "instructions added per request",
+                                         lambda v: f"{v:+,.0f} instructions"))
+
+
+def comparisons(added: dict[str, float], measure: str, show: Callable[[float], str]) -> list[str]:
+    """The ratios and differences between variants of what each adds per request."""
+    lines = []
+    if "lua" in added and "python" in added:
+        lua, python = added["lua"], added["python"]
         ratio = python / lua if lua > 0 else float("inf")
-        lines.append(f"Python/Lua CPU added per request: {ratio:.2f}"
+        lines.append(f"Python/Lua {measure}: {ratio:.2f}"
                      f" ({'Python at or below Lua' if python <= lua else 'Python above Lua'})")
-    if "c" in table and "python-floor" in table:
-        floor = table["python-floor"]["cpu_us_added"] - table["c"]["cpu_us_added"]
-        lines.append(f"Python floor (empty callbacks) minus C, CPU added per request: {floor:+.2f} µs")
-    if "c" in table and "python" in table and table["c"]["cpu_us_added"] > 0:
-        lines.append(f"Python/C CPU added per request: {table['python']['cpu_us_added'] / table['c']['cpu_us_added']:.2f}")
-    if {"c", "c-floor"} <= table.keys():
-        hostcalls = table["c"]["cpu_us_added"] - table["c-floor"]["cpu_us_added"]
-        lines.append(f"The work's hostcalls (c minus c-floor), CPU per request: {hostcalls:+.2f} µs")
-        if {"python", "python-floor"} <= table.keys():
-            own = table["python"]["cpu_us_added"] - table["python-floor"]["cpu_us_added"] - hostcalls
-            lines.append(f"The Python plugin's own code (python minus python-floor minus hostcalls): {own:+.2f} µs")
-    return "\n".join(lines)
+    if "c" in added and "lua" in added and added["lua"] > 0:
+        lines.append(f"C/Lua {measure}: {added['c'] / added['lua']:.2f}")
+    if "c" in added and "python" in added and added["c"] > 0:
+        lines.append(f"Python/C {measure}: {added['python'] / added['c']:.2f}")
+    if "c-floor" in added and "python-floor" in added:
+        lines.append(f"Python floor (empty callbacks) minus C floor, {measure}: "
+                     f"{show(added['python-floor'] - added['c-floor'])}")
+    if {"c", "c-floor"} <= added.keys():
+        hostcalls = added["c"] - added["c-floor"]
+        lines.append(f"The work's hostcalls (c minus c-floor), {measure}: {show(hostcalls)}")
+        if {"python", "python-floor"} <= added.keys():
+            own = added["python"] - added["python-floor"] - hostcalls
+            lines.append(f"The Python plugin's own code (python minus python-floor minus hostcalls): {show(own)}")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -306,11 +406,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "pwtool-bench-builds",
                         help="where built modules are cached")
     parser.add_argument("--json", type=Path, help="also write the samples and the table here")
+    parser.add_argument("--measure", choices=("cpu", "instructions"), default="cpu",
+                        help="cpu: Envoy's CPU time under wrk load; instructions: instructions counted by callgrind")
+    parser.add_argument("--requests", type=int, default=3000,
+                        help="with --measure instructions: measured requests per variant and round")
+    parser.add_argument("--warmup-requests", type=int, default=500,
+                        help="with --measure instructions: unmeasured requests first")
     args = parser.parse_args(argv)
 
-    if shutil.which("wrk") is None:
-        print("wrk is not installed. Fix: apt-get install -y wrk", file=sys.stderr)
-        return 2
+    needed = {"cpu": {"wrk": "wrk"}, "instructions": {"valgrind": "valgrind", "callgrind_control": "valgrind"}}
+    for tool, package in needed[args.measure].items():
+        if shutil.which(tool) is None:
+            print(f"{tool} is not installed. Fix: apt-get install -y {package}", file=sys.stderr)
+            return 2
     variants = ["none"] + [v for v in args.variants.split(",") if v and v != "none"]
     modules: dict[str, Path] = {}
     unknown = set(variants) - set(VARIANTS)
@@ -330,6 +438,8 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 modules[variant] = c_module
 
+    if args.measure == "instructions":
+        return run_instructions(variants, modules, args)
     samples: list[Sample] = []
     for round_number in range(1, args.rounds + 1):
         for variant in variants:
@@ -343,6 +453,24 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s, Envoy --concurrency 1, direct_response, "
           f"median of {args.rounds} round(s)")
     print(render(table))
+    if args.json:
+        args.json.write_text(json.dumps({"samples": [asdict(s) for s in samples], "table": table}, indent=2))
+    return 0
+
+
+def run_instructions(variants: list[str], modules: dict[str, Path], args: argparse.Namespace) -> int:
+    samples: list[InstructionSample] = []
+    for round_number in range(1, args.rounds + 1):
+        for variant in variants:
+            print(f"round {round_number} {variant:<12} starting Envoy under callgrind ...", file=sys.stderr, flush=True)
+            sample = measure_instructions(variant, modules, args)
+            samples.append(sample)
+            print(f"round {round_number} {variant:<12} {sample.per_request:>12,.0f} instructions/req",
+                  file=sys.stderr, flush=True)
+    table = summarize_instructions(samples, variants)
+    print(f"callgrind, {args.requests} sequential keep-alive requests after {args.warmup_requests}, "
+          f"Envoy --concurrency 1, direct_response, median of {args.rounds} round(s)")
+    print(render_instructions(table))
     if args.json:
         args.json.write_text(json.dumps({"samples": [asdict(s) for s in samples], "table": table}, indent=2))
     return 0

@@ -17,7 +17,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import yaml
 
@@ -66,6 +66,9 @@ class Envoy:
 
     ``config`` is a complete bootstrap whose admin listens on ``admin_port`` (127.0.0.1);
     ``start()`` returns once the admin ``/ready`` endpoint answers LIVE.
+    ``command_prefix`` runs Envoy under a program that becomes Envoy in the same process
+    (``valgrind --tool=callgrind`` in ``bench/headers_vs_lua.py``), so ``pid`` is still
+    Envoy's and stopping by PID still works.
     """
 
     def __init__(
@@ -77,6 +80,7 @@ class Envoy:
         concurrency: int = 1,
         log_level: str = "info",
         component_log_level: str = "wasm:debug",
+        command_prefix: Sequence[str] = (),
     ) -> None:
         self.config = config
         self.admin_port = admin_port
@@ -88,6 +92,7 @@ class Envoy:
         self.concurrency = concurrency
         self.log_level = log_level
         self.component_log_level = component_log_level
+        self.command_prefix = list(command_prefix)
         self.config_path = self.workdir / "envoy.yaml"
         self.log_path = self.workdir / "envoy.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -104,7 +109,7 @@ class Envoy:
     def start(self, timeout: float = 90.0) -> "Envoy":
         self.config_path.write_text(yaml.safe_dump(self.config, sort_keys=False))
         command = [
-            envoy_binary(), "-c", str(self.config_path), "--concurrency", str(self.concurrency),
+            *self.command_prefix, envoy_binary(), "-c", str(self.config_path), "--concurrency", str(self.concurrency),
             "--base-id", str(next_base_id()), "--log-level", self.log_level,
             "--component-log-level", self.component_log_level, "--disable-hot-restart",
         ]

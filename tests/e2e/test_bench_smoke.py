@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -30,3 +31,23 @@ def test_bench_script_prints_the_table(tmp_path: Path) -> None:
                     "The Python plugin's own code"):
         assert summary in result.stdout
     assert (tmp_path / "out.json").stat().st_size > 0
+
+
+def test_bench_counts_instructions_under_callgrind(tmp_path: Path) -> None:
+    """``--measure instructions``: Envoy under callgrind, a count per request for each variant."""
+    assert shutil.which("valgrind"), "valgrind is not installed: run ./setup.sh (it runs apt-get install -y valgrind)"
+    result = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "headers_vs_lua.py"), "--measure", "instructions", "--rounds", "1",
+         "--requests", "200", "--warmup-requests", "20", "--variants", "lua,c", "--cache", str(tmp_path),
+         "--json", str(tmp_path / "out.json")],
+        capture_output=True, text=True, timeout=900,
+    )
+    assert result.returncode == 0, result.stderr
+    table = json.loads((tmp_path / "out.json").read_text())["table"]
+    assert list(table) == ["none", "lua", "c"], result.stdout
+    # Envoy alone runs tens of thousands of instructions per request; each filter adds
+    # thousands more (Lua's coroutine and header calls, the C module's calls into V8).
+    assert table["none"]["instructions_per_request"] > 10_000, result.stdout
+    for variant in ("lua", "c"):
+        assert table[variant]["instructions_added"] > 1_000, result.stdout
+    assert "C/Lua instructions added per request:" in result.stdout
