@@ -165,7 +165,7 @@ def build_python_floor(cache: Path) -> Path:
 def build_c(cache: Path, floor: bool = False) -> Path | None:
     """The C module (``floor``: its header callbacks return at once); None without zig."""
     try:
-        import ziglang  # type: ignore[import-untyped]  # noqa: F401
+        import ziglang  # noqa: F401
     except ImportError:
         return None
     from pwtool_zig import compile_c
@@ -259,6 +259,7 @@ def measure(variant: str, modules: dict[str, Path], args: argparse.Namespace) ->
         rss = rss_mb(envoy.pid)
         if envoy.process is None or envoy.process.poll() is not None:
             raise RuntimeError(f"{variant}: Envoy died under load:\n{envoy.log_tail()}")
+    time.sleep(0.2)  # let the stopped Envoy's port and CPU settle before the next variant
     requests, seconds, p50 = parse_wrk(output)
     cpu = after - before
     return Sample(variant, requests, seconds, requests / seconds, p50, rss, cpu, cpu / requests * 1e6)
@@ -288,6 +289,7 @@ def callgrind_totals(path: Path) -> int:
 
 def measure_instructions(variant: str, modules: dict[str, Path], args: argparse.Namespace) -> InstructionSample:
     """Instructions Envoy executes per request, counted by callgrind around exactly ``--requests`` requests."""
+    print(f"{variant}: starting Envoy under callgrind ...", file=sys.stderr, flush=True)
     listen, admin = free_port(), free_port()
     config = bootstrap(http_filters=filters_for(variant, modules), listen_port=listen, admin_port=admin)
     with tempfile.TemporaryDirectory(prefix="pwtool-bench-callgrind-") as scratch:
@@ -334,9 +336,9 @@ def summarize(samples: list[Sample], variants: list[str]) -> dict[str, dict[str,
     # on a shared machine the load drifts between rounds far more than within one.
     baselines = [s.cpu_us_per_request for s in samples if s.variant == "none"]
     for variant in variants:
-        mine = [s.cpu_us_per_request for s in samples if s.variant == variant]
+        cpu_per_request = [s.cpu_us_per_request for s in samples if s.variant == variant]
         table[variant]["cpu_us_added"] = statistics.median(
-            cpu - base for cpu, base in zip(mine, baselines)
+            cpu - base for cpu, base in zip(cpu_per_request, baselines)
         )
     return table
 
@@ -439,41 +441,37 @@ def main(argv: list[str] | None = None) -> int:
                 modules[variant] = c_module
 
     if args.measure == "instructions":
-        return run_instructions(variants, modules, args)
-    samples: list[Sample] = []
-    for round_number in range(1, args.rounds + 1):
-        for variant in variants:
-            sample = measure(variant, modules, args)
-            samples.append(sample)
-            print(f"round {round_number} {variant:<12} {sample.rps:>9,.0f} req/s  {sample.p50_us:>6.0f} µs p50  "
-                  f"{sample.cpu_us_per_request:6.2f} CPU µs/req", file=sys.stderr, flush=True)
-            time.sleep(0.2)
-
-    table = summarize(samples, variants)
-    print(f"wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s, Envoy --concurrency 1, direct_response, "
-          f"median of {args.rounds} round(s)")
-    print(render(table))
+        samples: list[Any] = run_rounds(
+            variants, args.rounds, lambda variant: measure_instructions(variant, modules, args),
+            lambda sample: f"{sample.per_request:>12,.0f} instructions/req")
+        table = summarize_instructions(samples, variants)
+        print(f"callgrind, {args.requests} sequential keep-alive requests after {args.warmup_requests}, "
+              f"Envoy --concurrency 1, direct_response, median of {args.rounds} round(s)")
+        print(render_instructions(table))
+    else:
+        samples = run_rounds(
+            variants, args.rounds, lambda variant: measure(variant, modules, args),
+            lambda sample: f"{sample.rps:>9,.0f} req/s  {sample.p50_us:>6.0f} µs p50  "
+                           f"{sample.cpu_us_per_request:6.2f} CPU µs/req")
+        table = summarize(samples, variants)
+        print(f"wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s, Envoy --concurrency 1, "
+              f"direct_response, median of {args.rounds} round(s)")
+        print(render(table))
     if args.json:
         args.json.write_text(json.dumps({"samples": [asdict(s) for s in samples], "table": table}, indent=2))
     return 0
 
 
-def run_instructions(variants: list[str], modules: dict[str, Path], args: argparse.Namespace) -> int:
-    samples: list[InstructionSample] = []
-    for round_number in range(1, args.rounds + 1):
+def run_rounds(variants: list[str], rounds: int, measure_one: Callable[[str], Any],
+               describe: Callable[[Any], str]) -> list[Any]:
+    """Every variant once per round, rounds interleaved; a progress line on stderr for each."""
+    samples = []
+    for round_number in range(1, rounds + 1):
         for variant in variants:
-            print(f"round {round_number} {variant:<12} starting Envoy under callgrind ...", file=sys.stderr, flush=True)
-            sample = measure_instructions(variant, modules, args)
+            sample = measure_one(variant)
             samples.append(sample)
-            print(f"round {round_number} {variant:<12} {sample.per_request:>12,.0f} instructions/req",
-                  file=sys.stderr, flush=True)
-    table = summarize_instructions(samples, variants)
-    print(f"callgrind, {args.requests} sequential keep-alive requests after {args.warmup_requests}, "
-          f"Envoy --concurrency 1, direct_response, median of {args.rounds} round(s)")
-    print(render_instructions(table))
-    if args.json:
-        args.json.write_text(json.dumps({"samples": [asdict(s) for s in samples], "table": table}, indent=2))
-    return 0
+            print(f"round {round_number} {variant:<12} {describe(sample)}", file=sys.stderr, flush=True)
+    return samples
 
 
 if __name__ == "__main__":
