@@ -362,7 +362,7 @@ def _snapshot_plugin(
 
 
 _UNEXPORTED_MARKER = "PWTOOL-UNEXPORTED "
-_MAY_LEAVE_OUT = frozenset({"on_log", "on_done"})
+_MAY_LEAVE_OUT = frozenset({"on_log", "on_done", "on_request_headers", "on_response_headers"})
 
 
 def _unused_callbacks(stdout: bytes, plugin_dir: Path, metadata: PluginMetadata) -> set[str]:

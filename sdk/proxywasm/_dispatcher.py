@@ -294,13 +294,21 @@ def idle_callbacks_for(
 def leave_out_unused_callbacks() -> list[str]:
     """The callbacks a built module need not export, recorded for the running module.
 
-    ``on_log`` and ``on_done`` do nothing unless some context class overrides them, and
-    Envoy does not call a callback the module does not export: leaving them out saves
-    two calls into the VM per request. The build calls this once the plugin is
-    imported, when every class of the plugin exists; a class made later that overrides
-    one of them is reported when it is made (`Context.__init_subclass__`).
+    ``on_log``, ``on_done`` and the HTTP header callbacks do nothing unless some context
+    class overrides them, and Envoy does not call a callback the module does not
+    export: leaving them out saves a call into the VM per request each (a filter that
+    only rewrites responses no longer enters Python for the request's headers). Streams
+    are created on their first callback anyway, and Envoy keeps the request headers for
+    later callbacks whether or not the module saw them. The build calls this once the
+    plugin is imported, when every class of the plugin exists; a class made later that
+    overrides one of them is reported when it is made (`Context.__init_subclass__`).
     """
-    no_ops: dict[str, tuple[object, ...]] = {"on_log": _NOOP_ON_LOG, "on_done": (_NOOP_ON_DONE,)}
+    no_ops: dict[str, tuple[object, ...]] = {
+        "on_log": _NOOP_ON_LOG,
+        "on_done": (_NOOP_ON_DONE,),
+        "on_request_headers": (HttpContext.on_request_headers,),
+        "on_response_headers": (HttpContext.on_response_headers,),
+    }
     classes, pending = [], [Context]
     while pending:
         cls = pending.pop()

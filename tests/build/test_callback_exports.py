@@ -1,6 +1,7 @@
-"""A built module leaves out ``proxy_on_log`` / ``proxy_on_done`` when no context class
-overrides them, so Envoy makes two calls fewer into the VM per request; a class that
-overrides one of them keeps its export, and one made after the build is reported."""
+"""A built module leaves out ``proxy_on_log``, ``proxy_on_done`` and the HTTP header
+callbacks when no context class overrides them, so Envoy makes fewer calls into the VM
+per request; a class that overrides one of them keeps its export, and one made after the
+build is reported."""
 
 from __future__ import annotations
 
@@ -76,6 +77,19 @@ class NotRegistered(HttpContext):  # may still be returned by a factory at run t
 proxywasm.register(HttpContext)
 """
 
+RESPONSE_ONLY = """
+import proxywasm
+from proxywasm import HttpContext
+
+
+class PoweredBy(HttpContext):
+    def on_response_headers(self, headers, end_of_stream):
+        headers["x-powered-by"] = f"pwtool {headers.get(':status')}"
+
+
+proxywasm.register(PoweredBy)
+"""
+
 LATE_CLASS = """
 import proxywasm
 from proxywasm import HttpContext
@@ -87,6 +101,9 @@ class Plugin(proxywasm.RootContext):
             def on_log(self):
                 proxywasm.log_warn("late on_log")
 
+            def on_request_headers(self, headers, end_of_stream):
+                proxywasm.log_warn("late on_request_headers")
+
         self.http_context = Late
         return True
 
@@ -95,28 +112,31 @@ proxywasm.register(Plugin)
 """
 
 
+OPTIONAL = ("proxy_on_log", "proxy_on_done", "proxy_on_request_headers", "proxy_on_response_headers")
+
+
 def callback_exports(module: Path) -> set[str]:
-    return {e.name for e in Module.parse(module.read_bytes()).exports() if e.name in ("proxy_on_log", "proxy_on_done")}
+    """Which of the callbacks a build may leave out the module exports."""
+    return {e.name for e in Module.parse(module.read_bytes()).exports() if e.name in OPTIONAL}
 
 
 @pytest.mark.parametrize(
     ("source", "expected"),
     [
-        (PLAIN, set()),
+        (PLAIN, {"proxy_on_request_headers"}),
+        (RESPONSE_ONLY, {"proxy_on_response_headers"}),
         (LOGS_REQUESTS, {"proxy_on_log"}),
         (ROOT_ON_DONE, {"proxy_on_done"}),
         (UNREGISTERED_OVERRIDE, {"proxy_on_log"}),
     ],
-    ids=["plain", "stream-on_log", "root-on_done", "unregistered-class"],
+    ids=["plain", "response-only", "stream-on_log", "root-on_done", "unregistered-class"],
 )
 def test_exports_only_the_callbacks_some_class_overrides(
     plugin_source: WritePlugin, built_plugin: Build, source: str, expected: set[str]
 ) -> None:
     module = built_plugin(plugin_source("exports", source))
     assert callback_exports(module) == expected
-    assert {"proxy_on_context_create", "proxy_on_request_headers", "proxy_on_delete"} <= {
-        e.name for e in Module.parse(module.read_bytes()).exports()
-    }
+    assert {"proxy_on_context_create", "proxy_on_delete"} <= {e.name for e in Module.parse(module.read_bytes()).exports()}
 
 
 def test_module_without_on_log_serves_streams(plugin_source: WritePlugin, built_plugin: Build) -> None:
@@ -129,6 +149,23 @@ def test_module_without_on_log_serves_streams(plugin_source: WritePlugin, built_
             assert stream.request_headers.get("x-seen") == "1"
             stream.send_response_headers([(":status", "200")], end_of_stream=True)
         assert not plugin.logs.error
+
+
+def test_module_without_request_headers_callback_serves_streams(
+    plugin_source: WritePlugin, built_plugin: Build
+) -> None:
+    """Envoy skips the request's headers; the stream is made on the response's."""
+    module = built_plugin(plugin_source("response_only", RESPONSE_ONLY))
+    with Emulator(record_calls=True) as emulator:
+        plugin = emulator.load(module, root_id="response_only")
+        for index in range(3):
+            stream = plugin.http_stream()
+            assert stream.send_request_headers(REQUEST, end_of_stream=True) == 0
+            stream.send_response_headers([(":status", f"20{index}")], end_of_stream=True)
+            assert stream.response_headers.get("x-powered-by") == f"pwtool 20{index}"
+        assert not plugin.logs.error
+        callbacks = {call.name for call in emulator.calls if call.kind == "callback"}
+        assert "proxy_on_response_headers" in callbacks and "proxy_on_request_headers" not in callbacks
 
 
 def test_kept_on_log_still_runs(plugin_source: WritePlugin, built_plugin: Build) -> None:
@@ -150,6 +187,7 @@ def test_class_made_after_the_build_is_reported(plugin_source: WritePlugin, buil
         errors = "\n".join(plugin.logs.error)
         assert "Late.on_log will never be called" in errors
         assert "without proxy_on_log" in errors and "module level" in errors
+        assert "Late.on_request_headers will never be called" in errors
     with Emulator() as emulator:  # native mode exports everything: nothing to report
         plugin = emulator.load(directory, mode="native", root_id="late")
         stream = plugin.http_stream()
@@ -157,22 +195,27 @@ def test_class_made_after_the_build_is_reported(plugin_source: WritePlugin, buil
         stream.send_response_headers([(":status", "200")], end_of_stream=True)
         assert not plugin.logs.error
         assert "late on_log" in plugin.logs.warn
+        assert "late on_request_headers" in plugin.logs.warn
 
 
 @pytest.mark.envoy
-def test_envoy_runs_modules_with_and_without_on_log(plugin_source: WritePlugin, built_plugin: Build) -> None:
+def test_envoy_runs_modules_with_and_without_optional_callbacks(plugin_source: WritePlugin, built_plugin: Build) -> None:
     plain = built_plugin(plugin_source("plain", PLAIN))
     logging = built_plugin(plugin_source("logging", LOGS_REQUESTS))
-    assert callback_exports(plain) == set() and callback_exports(logging) == {"proxy_on_log"}
+    response_only = built_plugin(plugin_source("response_only", RESPONSE_ONLY))
+    assert callback_exports(plain) == {"proxy_on_request_headers"}
+    assert callback_exports(logging) == {"proxy_on_log"}
+    assert callback_exports(response_only) == {"proxy_on_response_headers"}
     listen, admin = free_port(), free_port()
     filters = [http_filter(plugin_config(name=name, root_id=name, wasm_file=wasm))
-               for name, wasm in (("plain", plain), ("logging", logging))]
+               for name, wasm in (("plain", plain), ("logging", logging), ("response_only", response_only))]
     with EchoServer() as echo:
         config = bootstrap(http_filters=filters, listen_port=listen, admin_port=admin, upstream=echo.address)
         with Envoy(config, admin_port=admin) as envoy:
             for index in range(3):
                 with urllib.request.urlopen(f"http://127.0.0.1:{listen}/logged/{index}", timeout=10) as response:
                     assert response.status == 200
+                    assert response.headers["x-powered-by"] == "pwtool 200"  # with no request callback
                     assert json.loads(response.read())["headers"]["x-seen"] == "1"  # plain's header went upstream
             log = envoy.log_text()
             for index in range(3):
