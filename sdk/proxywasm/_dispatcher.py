@@ -297,9 +297,10 @@ def leave_out_unused_callbacks() -> list[str]:
     ``on_log``, ``on_done`` and the HTTP header callbacks do nothing unless some context
     class overrides them, and Envoy does not call a callback the module does not
     export: leaving them out saves a call into the VM per request each (a filter that
-    only rewrites responses no longer enters Python for the request's headers). Streams
-    are created on their first callback anyway, and Envoy keeps the request headers for
-    later callbacks whether or not the module saw them. The build calls this once the
+    only rewrites responses no longer enters Python for the request's headers). A stream
+    is created on its first callback anyway; ``on_request_headers`` stays when an HTTP
+    context class has its own ``__init__`` or ``__new__``, so that it still runs when the
+    request starts. The build calls this once the
     plugin is imported, when every class of the plugin exists; a class made later that
     overrides one of them is reported when it is made (`Context.__init_subclass__`).
     """
@@ -315,6 +316,11 @@ def leave_out_unused_callbacks() -> list[str]:
         classes.append(cls)
         pending.extend(cls.__subclasses__())
     unused = [name for name, kept in no_ops.items() if not any(overrides(cls, name, kept) for cls in classes)]
+    if any(issubclass(cls, HttpContext) and (cls.__init__ is not _OBJECT_INIT or cls.__new__ is not _new_object)
+           for cls in classes) and "on_request_headers" in unused:
+        # Streams are made on their first callback: an __init__ of the plugin's keeps
+        # running when the request starts, not when a later callback comes.
+        unused.remove("on_request_headers")
     unexported_callbacks.update((name, no_ops[name]) for name in unused)
     return unused
 

@@ -90,6 +90,24 @@ class PoweredBy(HttpContext):
 proxywasm.register(PoweredBy)
 """
 
+RESPONSE_ONLY_WITH_INIT = """
+import time
+
+import proxywasm
+from proxywasm import HttpContext
+
+
+class Timed(HttpContext):
+    def __init__(self):
+        self.started = time.monotonic_ns()  # when the request starts: needs its callback
+
+    def on_response_headers(self, headers, end_of_stream):
+        headers["x-took"] = str(time.monotonic_ns() - self.started)
+
+
+proxywasm.register(Timed)
+"""
+
 LATE_CLASS = """
 import proxywasm
 from proxywasm import HttpContext
@@ -125,11 +143,12 @@ def callback_exports(module: Path) -> set[str]:
     [
         (PLAIN, {"proxy_on_request_headers"}),
         (RESPONSE_ONLY, {"proxy_on_response_headers"}),
+        (RESPONSE_ONLY_WITH_INIT, {"proxy_on_request_headers", "proxy_on_response_headers"}),
         (LOGS_REQUESTS, {"proxy_on_log"}),
         (ROOT_ON_DONE, {"proxy_on_done"}),
         (UNREGISTERED_OVERRIDE, {"proxy_on_log"}),
     ],
-    ids=["plain", "response-only", "stream-on_log", "root-on_done", "unregistered-class"],
+    ids=["plain", "response-only", "response-only-with-init", "stream-on_log", "root-on_done", "unregistered-class"],
 )
 def test_exports_only_the_callbacks_some_class_overrides(
     plugin_source: WritePlugin, built_plugin: Build, source: str, expected: set[str]
