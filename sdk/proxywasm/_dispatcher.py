@@ -300,9 +300,9 @@ def leave_out_unused_callbacks() -> list[str]:
     only rewrites responses no longer enters Python for the request's headers). A stream
     is created on its first callback anyway; ``on_request_headers`` stays when an HTTP
     context class has its own ``__init__`` or ``__new__``, so that it still runs when the
-    request starts. The build calls this once the
-    plugin is imported, when every class of the plugin exists; a class made later that
-    overrides one of them is reported when it is made (`Context.__init_subclass__`).
+    request starts. The build calls this once the plugin is imported, when every class
+    of the plugin exists; a class made later that overrides one of them is reported when
+    it is made (`Context.__init_subclass__`).
     """
     no_ops: dict[str, tuple[object, ...]] = {
         "on_log": _NOOP_ON_LOG,
