@@ -279,6 +279,11 @@ def send_requests(port: int, count: int) -> None:
         connection.close()
 
 
+def callgrind_control(command: str, pid: int) -> None:
+    """Send one command to the callgrind running as ``pid``; returns once it is done."""
+    subprocess.run(["callgrind_control", command, str(pid)], check=True, capture_output=True, timeout=120)
+
+
 def callgrind_totals(path: Path) -> int:
     """The ``totals:`` line of a callgrind output file: instructions executed."""
     for line in path.read_text(errors="replace").splitlines():
@@ -302,11 +307,10 @@ def measure_instructions(variant: str, modules: dict[str, Path], args: argparse.
             envoy.start(timeout=900)  # V8 compiles the module under valgrind first
             check_behaviour(variant, f"http://127.0.0.1:{listen}/bench")
             send_requests(listen, args.warmup_requests)
-            control = ["callgrind_control"]
-            subprocess.run([*control, "--instr=on", str(envoy.pid)], check=True, capture_output=True, timeout=120)
+            callgrind_control("--instr=on", envoy.pid)
             send_requests(listen, args.requests)
-            subprocess.run([*control, "--instr=off", str(envoy.pid)], check=True, capture_output=True, timeout=120)
-            subprocess.run([*control, "--dump", str(envoy.pid)], check=True, capture_output=True, timeout=120)
+            callgrind_control("--instr=off", envoy.pid)
+            callgrind_control("--dump", envoy.pid)
             dumps = sorted(Path(scratch).glob("callgrind.out.*"), key=lambda p: p.stat().st_mtime)
             if not dumps:
                 raise RuntimeError(f"{variant}: callgrind wrote no dump:\n{envoy.log_tail()}")

@@ -291,6 +291,12 @@ def idle_callbacks_for(
     return result
 
 
+def _creation_runs_code(cls: type[Context]) -> bool:
+    """Whether making an instance of context class `cls` runs the plugin's own
+    ``__init__`` or ``__new__`` (the shim makes instances of other classes itself)."""
+    return cls.__init__ is not _OBJECT_INIT or cls.__new__ is not _new_object
+
+
 def leave_out_unused_callbacks() -> list[str]:
     """The callbacks a built module need not export, recorded for the running module.
 
@@ -316,8 +322,9 @@ def leave_out_unused_callbacks() -> list[str]:
         classes.append(cls)
         pending.extend(cls.__subclasses__())
     unused = [name for name, kept in no_ops.items() if not any(overrides(cls, name, kept) for cls in classes)]
-    if any(issubclass(cls, HttpContext) and (cls.__init__ is not _OBJECT_INIT or cls.__new__ is not _new_object)
-           for cls in classes) and "on_request_headers" in unused:
+    if "on_request_headers" in unused and any(
+        issubclass(cls, HttpContext) and _creation_runs_code(cls) for cls in classes
+    ):
         # Streams are made on their first callback: an __init__ of the plugin's keeps
         # running when the request starts, not when a later callback comes.
         unused.remove("on_request_headers")
@@ -518,8 +525,7 @@ class Dispatcher:
         if "on_context_create" not in idle or root is None:  # idle implies the default factories
             return None
         cls = root.http_context or HttpContext
-        plain = cls.__init__ is _OBJECT_INIT and cls.__new__ is _new_object
-        return (root, cls, plain, HostHeaders, _REQUEST_HEADERS, _RESPONSE_HEADERS, NOT_HELD, self._pending,
+        return (root, cls, not _creation_runs_code(cls), HostHeaders, _REQUEST_HEADERS, _RESPONSE_HEADERS, NOT_HELD, self._pending,
                 _current_vm, self._vm_key, _REQUEST, _RESPONSE, not self._held_ever)
 
     def expect_registered_roots(self) -> None:
