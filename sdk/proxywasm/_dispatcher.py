@@ -273,7 +273,7 @@ def idle_callbacks_for(
             idle.clear()
             break
         http_class = http_context or HttpContext
-        if http_class.__init__ is not _OBJECT_INIT:
+        if _creation_runs_code(http_class):
             idle.difference_update(_BODY_CALLBACKS)  # may set buffering per instance
         for name, flag in _BODY_CALLBACKS.items():
             if getattr(http_class, name) is not getattr(HttpContext, name) or getattr(http_class, flag):
@@ -297,6 +297,14 @@ def _creation_runs_code(cls: type[Context]) -> bool:
     return cls.__init__ is not _OBJECT_INIT or cls.__new__ is not _new_object
 
 
+def _stream_creation_runs_code(cls: type[Context]) -> bool:
+    """Whether the plugin's own code runs when an HTTP stream of `cls` (a context class,
+    or a root class's factory) is made."""
+    if issubclass(cls, RootContext):
+        return cls.new_http_context is not _DEFAULT_NEW_HTTP
+    return issubclass(cls, HttpContext) and _creation_runs_code(cls)
+
+
 def leave_out_unused_callbacks() -> list[str]:
     """The callbacks a built module need not export, recorded for the running module.
 
@@ -305,8 +313,8 @@ def leave_out_unused_callbacks() -> list[str]:
     export: leaving them out saves a call into the VM per request each (a filter that
     only rewrites responses no longer enters Python for the request's headers). A stream
     is created on its first callback anyway; ``on_request_headers`` stays when an HTTP
-    context class has its own ``__init__`` or ``__new__``, so that it still runs when the
-    request starts. The build calls this once the plugin is imported, when every class
+    context class has its own ``__init__`` or ``__new__``, or a root its own
+    ``new_http_context``, so that this code still runs when the request starts. The build calls this once the plugin is imported, when every class
     of the plugin exists; a class made later that overrides one of them is reported when
     it is made (`Context.__init_subclass__`).
     """
@@ -322,11 +330,9 @@ def leave_out_unused_callbacks() -> list[str]:
         classes.append(cls)
         pending.extend(cls.__subclasses__())
     unused = [name for name, kept in no_ops.items() if not any(overrides(cls, name, kept) for cls in classes)]
-    if "on_request_headers" in unused and any(
-        issubclass(cls, HttpContext) and _creation_runs_code(cls) for cls in classes
-    ):
-        # Streams are made on their first callback: an __init__ of the plugin's keeps
-        # running when the request starts, not when a later callback comes.
+    if "on_request_headers" in unused and any(_stream_creation_runs_code(cls) for cls in classes):
+        # Streams are made on their first callback: the plugin's __init__ or context
+        # factory keeps running when the request starts, not when a later callback comes.
         unused.remove("on_request_headers")
     unexported_callbacks.update((name, no_ops[name]) for name in unused)
     return unused

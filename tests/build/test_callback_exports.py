@@ -108,6 +108,29 @@ class Timed(HttpContext):
 proxywasm.register(Timed)
 """
 
+RESPONSE_ONLY_WITH_FACTORY = """
+import proxywasm
+from proxywasm import HttpContext
+
+
+class Stamped(HttpContext):
+    def on_response_headers(self, headers, end_of_stream):
+        headers["x-stream"] = str(self.number)
+
+
+class Plugin(proxywasm.RootContext):
+    made = 0
+
+    def new_http_context(self, context_id):  # runs when the request starts: needs its callback
+        Plugin.made += 1
+        context = Stamped()
+        context.number = Plugin.made
+        return context
+
+
+proxywasm.register(Plugin)
+"""
+
 LATE_CLASS = """
 import proxywasm
 from proxywasm import HttpContext
@@ -144,11 +167,13 @@ def callback_exports(module: Path) -> set[str]:
         (PLAIN, {"proxy_on_request_headers"}),
         (RESPONSE_ONLY, {"proxy_on_response_headers"}),
         (RESPONSE_ONLY_WITH_INIT, {"proxy_on_request_headers", "proxy_on_response_headers"}),
+        (RESPONSE_ONLY_WITH_FACTORY, {"proxy_on_request_headers", "proxy_on_response_headers"}),
         (LOGS_REQUESTS, {"proxy_on_log"}),
         (ROOT_ON_DONE, {"proxy_on_done"}),
         (UNREGISTERED_OVERRIDE, {"proxy_on_log"}),
     ],
-    ids=["plain", "response-only", "response-only-with-init", "stream-on_log", "root-on_done", "unregistered-class"],
+    ids=["plain", "response-only", "response-only-with-init", "response-only-with-factory",
+         "stream-on_log", "root-on_done", "unregistered-class"],
 )
 def test_exports_only_the_callbacks_some_class_overrides(
     plugin_source: WritePlugin, built_plugin: Build, source: str, expected: set[str]
