@@ -563,17 +563,45 @@ def overrides(cls: type, name: str, no_ops: tuple[object, ...]) -> bool:
     return getattr(cls, name, no_ops[0]) not in no_ops
 
 
-def _report_unexported_overrides(cls: type) -> None:
+def creation_runs_code(cls: type[Context]) -> bool:
+    """Whether making an instance of context class `cls` runs the plugin's own
+    ``__init__`` or ``__new__`` (the shim makes instances of other classes itself)."""
+    return cls.__init__ is not _OBJECT_INIT or cls.__new__ is not _NEW_OBJECT
+
+
+def stream_creation_runs_code(cls: type[Context]) -> bool:
+    """Whether the plugin's own code runs when an HTTP stream of `cls` (a context class,
+    or a root class's factory) is made."""
+    if issubclass(cls, RootContext):
+        return cls.new_http_context is not _DEFAULT_NEW_HTTP
+    return issubclass(cls, HttpContext) and creation_runs_code(cls)
+
+
+_OBJECT_INIT = object.__init__
+_NEW_OBJECT = object.__new__
+_DEFAULT_NEW_HTTP = RootContext.new_http_context
+
+
+def _report_unexported_overrides(cls: type[Context]) -> None:
     """Log, at once, that the host will never call `cls`'s overrides of callbacks the
-    module was built without."""
+    module was built without, or will make its streams late."""
+    where = f"{cls.__module__}.{cls.__qualname__}"
+    rebuild = "Define the class at import time (at module level) and rebuild."
     for name, no_ops in unexported_callbacks.items():
         if overrides(cls, name, no_ops):
             _hostcalls.log(
                 LogLevel.ERROR,
-                f"{cls.__module__}.{cls.__qualname__}.{name} will never be called: the module was built "
-                f"without proxy_{name}, since no context class overrode {name} when the plugin was "
-                "imported. Define the class at import time (at module level) and rebuild.",
+                f"{where}.{name} will never be called: the module was built without proxy_{name}, since "
+                f"no context class overrode {name} when the plugin was imported. {rebuild}",
             )
+    if "on_request_headers" in unexported_callbacks and stream_creation_runs_code(cls):
+        code = "new_http_context" if issubclass(cls, RootContext) else "__init__ / __new__"
+        _hostcalls.log(
+            LogLevel.ERROR,
+            f"{where}.{code} will run on the first callback the module gets for a stream, not when the "
+            "request starts: the module was built without proxy_on_request_headers, since no context "
+            f"class needed it when the plugin was imported. {rebuild}",
+        )
 
 
 def _buffered_size(buffer_type: BufferType) -> int:

@@ -29,8 +29,10 @@ from ._context import (
     HttpContext,
     RootContext,
     TcpContext,
+    creation_runs_code,
     overrides,
     packaged_config,
+    stream_creation_runs_code,
     unexported_callbacks,
 )
 from ._errors import (
@@ -59,8 +61,6 @@ if TYPE_CHECKING:
 
 _DEFAULT_NEW_HTTP = RootContext.new_http_context
 _DEFAULT_NEW_TCP = RootContext.new_tcp_context
-_OBJECT_INIT = object.__init__
-_new_object = object.__new__
 _BODY_CALLBACKS = {"on_request_body": "buffer_request_body", "on_response_body": "buffer_response_body"}
 """Body callbacks and the flag that makes the SDK buffer them."""
 _REQUEST_HEADERS = MapType.HTTP_REQUEST_HEADERS
@@ -273,7 +273,7 @@ def idle_callbacks_for(
             idle.clear()
             break
         http_class = http_context or HttpContext
-        if _creation_runs_code(http_class):
+        if creation_runs_code(http_class):
             idle.difference_update(_BODY_CALLBACKS)  # may set buffering per instance
         for name, flag in _BODY_CALLBACKS.items():
             if getattr(http_class, name) is not getattr(HttpContext, name) or getattr(http_class, flag):
@@ -291,20 +291,6 @@ def idle_callbacks_for(
     return result
 
 
-def _creation_runs_code(cls: type[Context]) -> bool:
-    """Whether making an instance of context class `cls` runs the plugin's own
-    ``__init__`` or ``__new__`` (the shim makes instances of other classes itself)."""
-    return cls.__init__ is not _OBJECT_INIT or cls.__new__ is not _new_object
-
-
-def _stream_creation_runs_code(cls: type[Context]) -> bool:
-    """Whether the plugin's own code runs when an HTTP stream of `cls` (a context class,
-    or a root class's factory) is made."""
-    if issubclass(cls, RootContext):
-        return cls.new_http_context is not _DEFAULT_NEW_HTTP
-    return issubclass(cls, HttpContext) and _creation_runs_code(cls)
-
-
 def leave_out_unused_callbacks() -> list[str]:
     """The callbacks a built module need not export, recorded for the running module.
 
@@ -314,9 +300,10 @@ def leave_out_unused_callbacks() -> list[str]:
     only rewrites responses no longer enters Python for the request's headers). A stream
     is created on its first callback anyway; ``on_request_headers`` stays when an HTTP
     context class has its own ``__init__`` or ``__new__``, or a root its own
-    ``new_http_context``, so that this code still runs when the request starts. The build calls this once the plugin is imported, when every class
-    of the plugin exists; a class made later that overrides one of them is reported when
-    it is made (`Context.__init_subclass__`).
+    ``new_http_context``, so that this code still runs when the request starts. The
+    build calls this once the plugin is imported, when every class of the plugin exists;
+    a class made later that overrides one of them, or whose creation runs code without
+    ``on_request_headers``, is reported when it is made (`Context.__init_subclass__`).
     """
     no_ops: dict[str, tuple[object, ...]] = {
         "on_log": _NOOP_ON_LOG,
@@ -330,7 +317,7 @@ def leave_out_unused_callbacks() -> list[str]:
         classes.append(cls)
         pending.extend(cls.__subclasses__())
     unused = [name for name, kept in no_ops.items() if not any(overrides(cls, name, kept) for cls in classes)]
-    if "on_request_headers" in unused and any(_stream_creation_runs_code(cls) for cls in classes):
+    if "on_request_headers" in unused and any(stream_creation_runs_code(cls) for cls in classes):
         # Streams are made on their first callback: the plugin's __init__ or context
         # factory keeps running when the request starts, not when a later callback comes.
         unused.remove("on_request_headers")
@@ -531,7 +518,7 @@ class Dispatcher:
         if "on_context_create" not in idle or root is None:  # idle implies the default factories
             return None
         cls = root.http_context or HttpContext
-        return (root, cls, not _creation_runs_code(cls), HostHeaders, _REQUEST_HEADERS, _RESPONSE_HEADERS, NOT_HELD, self._pending,
+        return (root, cls, not creation_runs_code(cls), HostHeaders, _REQUEST_HEADERS, _RESPONSE_HEADERS, NOT_HELD, self._pending,
                 _current_vm, self._vm_key, _REQUEST, _RESPONSE, not self._held_ever)
 
     def expect_registered_roots(self) -> None:

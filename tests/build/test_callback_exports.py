@@ -145,6 +145,10 @@ class Plugin(proxywasm.RootContext):
             def on_request_headers(self, headers, end_of_stream):
                 proxywasm.log_warn("late on_request_headers")
 
+        class LateInit(HttpContext):
+            def __init__(self):
+                proxywasm.log_warn("late __init__")
+
         self.http_context = Late
         return True
 
@@ -232,6 +236,8 @@ def test_class_made_after_the_build_is_reported(plugin_source: WritePlugin, buil
         assert "Late.on_log will never be called" in errors
         assert "without proxy_on_log" in errors and "module level" in errors
         assert "Late.on_request_headers will never be called" in errors
+        assert "LateInit.__init__ / __new__ will run on the first callback the module gets for a stream" in errors
+        assert "Late.__init__" not in errors  # made by the SDK: nothing runs late
     with Emulator() as emulator:  # native mode exports everything: nothing to report
         plugin = emulator.load(directory, mode="native", root_id="late")
         stream = plugin.http_stream()
