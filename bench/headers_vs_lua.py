@@ -42,6 +42,14 @@ takes about a minute per variant.
 
     .venv/bin/python bench/headers_vs_lua.py --measure instructions --rounds 1
 
+``--cache-sim`` adds callgrind's cache simulation: the L1 instruction-cache (I1) and
+data-cache (D1) misses per request, in a model of this machine's caches. Instructions
+alone understate what an interpreter costs next to Envoy: the Python filter touches far
+more distinct machine code per request than Lua or C, and the CPU time it adds grows
+with those misses, not only with its instruction count.
+
+    .venv/bin/python bench/headers_vs_lua.py --measure instructions --cache-sim --rounds 1
+
 Exit status 0 even if Python is slower than Lua: this prints ratios, it is not a test.
 """
 
@@ -130,6 +138,9 @@ class InstructionSample:
     requests: int
     instructions: int
     per_request: float
+    cache_misses_per_request: dict[str, float] | None = None
+    """With ``--cache-sim``: callgrind's simulated L1 misses per request, ``I1``
+    (instruction cache) and ``D1`` (data cache, reads and writes)."""
 
 
 # -- the variants ------------------------------------------------------------------------
@@ -284,11 +295,16 @@ def callgrind_control(command: str, pid: int) -> None:
     subprocess.run(["callgrind_control", command, str(pid)], check=True, capture_output=True, timeout=120)
 
 
-def callgrind_totals(path: Path) -> int:
-    """The ``totals:`` line of a callgrind output file: instructions executed."""
+def callgrind_totals(path: Path) -> dict[str, int]:
+    """The ``totals:`` line of a callgrind output file, by the names of its ``events:``
+    line: ``Ir`` (instructions executed), and with ``--cache-sim=yes`` the simulated cache
+    misses (``I1mr``, ``D1mr``, ``D1mw``, ...)."""
+    events: list[str] = []
     for line in path.read_text(errors="replace").splitlines():
-        if line.startswith("totals:"):
-            return int(line.split()[1])
+        if line.startswith("events:"):
+            events = line.split()[1:]
+        elif line.startswith("totals:"):
+            return dict(zip(events or ["Ir"], map(int, line.split()[1:])))
     raise RuntimeError(f"{path}: no totals line; is it a callgrind output file?")
 
 
@@ -300,7 +316,7 @@ def measure_instructions(variant: str, modules: dict[str, Path], args: argparse.
     with tempfile.TemporaryDirectory(prefix="pwtool-bench-callgrind-") as scratch:
         out = Path(scratch) / "callgrind.out"
         valgrind = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
-                    "--smc-check=all-non-file"]
+                    "--smc-check=all-non-file", *(["--cache-sim=yes"] if args.cache_sim else [])]
         envoy = Envoy(config, admin_port=admin, concurrency=1, log_level="warn", component_log_level="wasm:warn",
                       command_prefix=valgrind, workdir=Path(scratch))
         try:
@@ -314,12 +330,15 @@ def measure_instructions(variant: str, modules: dict[str, Path], args: argparse.
             dumps = sorted(Path(scratch).glob("callgrind.out.*"), key=lambda p: p.stat().st_mtime)
             if not dumps:
                 raise RuntimeError(f"{variant}: callgrind wrote no dump:\n{envoy.log_tail()}")
-            instructions = callgrind_totals(dumps[-1])
+            totals = callgrind_totals(dumps[-1])
             if envoy.process is None or envoy.process.poll() is not None:
                 raise RuntimeError(f"{variant}: Envoy died under valgrind:\n{envoy.log_tail()}")
         finally:
             envoy.close()
-    return InstructionSample(variant, args.requests, instructions, instructions / args.requests)
+    misses = None
+    if args.cache_sim:
+        misses = {"I1": totals["I1mr"] / args.requests, "D1": (totals["D1mr"] + totals["D1mw"]) / args.requests}
+    return InstructionSample(variant, args.requests, totals["Ir"], totals["Ir"] / args.requests, misses)
 
 
 # -- report -------------------------------------------------------------------------------
@@ -360,20 +379,42 @@ def render(table: dict[str, dict[str, float]]) -> str:
 
 
 def summarize_instructions(samples: list[InstructionSample], variants: list[str]) -> dict[str, dict[str, float]]:
-    """Median instructions per request of each variant, and what it adds to the baseline's."""
-    per_request = {v: statistics.median(s.per_request for s in samples if s.variant == v) for v in variants}
-    return {v: {"instructions_per_request": per_request[v], "instructions_added": per_request[v] - per_request["none"]}
-            for v in variants}
+    """Median instructions per request of each variant, and what it adds to the baseline's;
+    the same for the simulated L1 misses when they were counted."""
+    counts: dict[str, Callable[[InstructionSample], float]] = {"instructions": lambda s: s.per_request}
+    if all(s.cache_misses_per_request for s in samples):
+        counts["i1_misses"] = lambda s: (s.cache_misses_per_request or {})["I1"]
+        counts["d1_misses"] = lambda s: (s.cache_misses_per_request or {})["D1"]
+    table: dict[str, dict[str, float]] = {v: {} for v in variants}
+    for name, count in counts.items():
+        median = {v: statistics.median(count(s) for s in samples if s.variant == v) for v in variants}
+        for v in variants:
+            table[v][f"{name}_per_request"] = median[v]
+            table[v][f"{name}_added"] = median[v] - median["none"]
+    return table
 
 
 def render_instructions(table: dict[str, dict[str, float]]) -> str:
-    lines = [f"{'filter':<12} {'instructions/req':>17} {'added/req':>10}"]
+    misses = "i1_misses_per_request" in table["none"]
+    header = f"{'filter':<12} {'instructions/req':>17} {'added/req':>10}"
+    lines = [header + (f" {'I1 misses/req':>14} {'added':>7} {'D1 misses/req':>14} {'added':>7}" if misses else "")]
     for name, row in table.items():
-        added = "-" if name == "none" else f"{row['instructions_added']:+,.0f}"
-        lines.append(f"{name:<12} {row['instructions_per_request']:>17,.0f} {added:>10}")
-    added_instructions = {name: row["instructions_added"] for name, row in table.items()}
-    return "\n".join(lines + comparisons(added_instructions, "instructions added per request",
-                                         lambda v: f"{v:+,.0f} instructions"))
+        line = f"{name:<12} {row['instructions_per_request']:>17,.0f} {added_text(name, row['instructions_added'])}"
+        if misses:
+            line += (f" {row['i1_misses_per_request']:>14,.0f} {added_text(name, row['i1_misses_added'], 7)}"
+                     f" {row['d1_misses_per_request']:>14,.0f} {added_text(name, row['d1_misses_added'], 7)}")
+        lines.append(line)
+    lines += comparisons({name: row["instructions_added"] for name, row in table.items()},
+                         "instructions added per request", lambda v: f"{v:+,.0f} instructions")
+    if misses:
+        lines += comparisons({name: row["i1_misses_added"] for name, row in table.items()},
+                             "instruction-cache (I1) misses added per request", lambda v: f"{v:+,.0f} misses")
+    return "\n".join(lines)
+
+
+def added_text(variant: str, added: float, width: int = 10) -> str:
+    """What a variant adds to the baseline, right-aligned; a dash for the baseline itself."""
+    return f"{'-' if variant == 'none' else f'{added:+,.0f}':>{width}}"
 
 
 def comparisons(added: dict[str, float], measure: str, show: Callable[[float], str]) -> list[str]:
@@ -418,6 +459,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="with --measure instructions: measured requests per variant and round")
     parser.add_argument("--warmup-requests", type=int, default=500,
                         help="with --measure instructions: unmeasured requests first")
+    parser.add_argument("--cache-sim", action="store_true",
+                        help="with --measure instructions: also count callgrind's simulated L1 instruction- and "
+                             "data-cache misses per request (slower)")
     args = parser.parse_args(argv)
 
     needed = {"cpu": {"wrk": "wrk"}, "instructions": {"valgrind": "valgrind", "callgrind_control": "valgrind"}}
@@ -425,6 +469,9 @@ def main(argv: list[str] | None = None) -> int:
         if shutil.which(tool) is None:
             print(f"{tool} is not installed. Fix: apt-get install -y {package}", file=sys.stderr)
             return 2
+    if args.cache_sim and args.measure != "instructions":
+        print("--cache-sim counts cache misses under callgrind. Fix: add --measure instructions", file=sys.stderr)
+        return 2
     variants = ["none"] + [v for v in args.variants.split(",") if v and v != "none"]
     modules: dict[str, Path] = {}
     unknown = set(variants) - set(VARIANTS)
