@@ -10,6 +10,10 @@
  * With -DHEADERS_FLOOR both header callbacks return at once: the same module making no
  * hostcalls, so that the bench can tell the cost of the hostcalls from that of the calls
  * into the VM.
+ *
+ * With -DONE_HEADER the module does the load test's work in DESIGN.md section 2 instead:
+ * add x-powered-by to the response, nothing on the request (so it exports no
+ * proxy_on_request_headers, as pwtool's build leaves it out of such a Python plugin).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -23,6 +27,7 @@ typedef int32_t st;
 IMPORT(proxy_get_header_map_pairs) st proxy_get_header_map_pairs(uint32_t t, char **out, size_t *out_n);
 IMPORT(proxy_replace_header_map_value) st proxy_replace_header_map_value(uint32_t t, const char *k, size_t kn, const char *v, size_t vn);
 IMPORT(proxy_remove_header_map_value) st proxy_remove_header_map_value(uint32_t t, const char *k, size_t kn);
+IMPORT(proxy_add_header_map_value) st proxy_add_header_map_value(uint32_t t, const char *k, size_t kn, const char *v, size_t vn);
 IMPORT(proxy_define_metric) st proxy_define_metric(uint32_t type, const char *n, size_t nn, uint32_t *id);
 IMPORT(proxy_increment_metric) st proxy_increment_metric(uint32_t id, int64_t offset);
 
@@ -38,6 +43,7 @@ EXPORT(proxy_on_configure) uint32_t on_configure(uint32_t id, uint32_t size) { r
 
 enum { REQ_HEADERS = 0, RESP_HEADERS = 2, COUNTER = 0 };
 
+#ifndef ONE_HEADER
 /* A few methods' counters, defined on first use. */
 static struct { char name[16]; uint32_t id; } metrics[8];
 static int metric_count;
@@ -98,12 +104,17 @@ EXPORT(proxy_on_request_headers) uint32_t on_request_headers(uint32_t id, uint32
     free(map);
     return 0;
 }
+#endif
 
 EXPORT(proxy_on_response_headers) uint32_t on_response_headers(uint32_t id, uint32_t count_, uint32_t eos) {
 #ifdef HEADERS_FLOOR
     return 0;
 #endif
+#ifdef ONE_HEADER
+    proxy_add_header_map_value(RESP_HEADERS, "x-powered-by", 12, "c", 1);
+#else
     proxy_replace_header_map_value(RESP_HEADERS, "x-powered-by", 12, "c", 1);
     proxy_remove_header_map_value(RESP_HEADERS, "server", 6);
+#endif
     return 0;
 }
