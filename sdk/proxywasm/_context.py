@@ -563,6 +563,11 @@ def overrides(cls: type, name: str, no_ops: tuple[object, ...]) -> bool:
     return getattr(cls, name, no_ops[0]) not in no_ops
 
 
+_OBJECT_INIT = object.__init__
+_NEW_OBJECT = object.__new__
+_DEFAULT_NEW_HTTP = RootContext.new_http_context
+
+
 def creation_runs_code(cls: type[Context]) -> bool:
     """Whether making an instance of context class `cls` runs the plugin's own
     ``__init__`` or ``__new__`` (the shim makes instances of other classes itself)."""
@@ -575,11 +580,6 @@ def stream_creation_runs_code(cls: type[Context]) -> bool:
     if issubclass(cls, RootContext):
         return cls.new_http_context is not _DEFAULT_NEW_HTTP
     return issubclass(cls, HttpContext) and creation_runs_code(cls)
-
-
-_OBJECT_INIT = object.__init__
-_NEW_OBJECT = object.__new__
-_DEFAULT_NEW_HTTP = RootContext.new_http_context
 
 
 def _report_unexported_overrides(cls: type[Context]) -> None:

@@ -518,8 +518,8 @@ class Dispatcher:
         if "on_context_create" not in idle or root is None:  # idle implies the default factories
             return None
         cls = root.http_context or HttpContext
-        return (root, cls, not creation_runs_code(cls), HostHeaders, _REQUEST_HEADERS, _RESPONSE_HEADERS, NOT_HELD, self._pending,
-                _current_vm, self._vm_key, _REQUEST, _RESPONSE, not self._held_ever)
+        return (root, cls, not creation_runs_code(cls), HostHeaders, _REQUEST_HEADERS, _RESPONSE_HEADERS, NOT_HELD,
+                self._pending, _current_vm, self._vm_key, _REQUEST, _RESPONSE, not self._held_ever)
 
     def expect_registered_roots(self) -> None:
         """Publish the idle callbacks for one root per registered plugin, before any exists.
