@@ -249,3 +249,90 @@ def test_lookups_read_the_map_once_per_callback(plugin_source, built_plugin, mod
         assert reads == ["get_header_map_pairs"]
     else:  # the SDK's Python methods ask for each header
         assert set(request_reads + reads) == {"get_header_map_value"}
+
+
+REUSE = '''
+import weakref
+
+import proxywasm
+from proxywasm import Action, HttpContext
+
+KEPT_CONTEXTS = []
+KEPT_MAPS = []
+WEAK = []
+
+
+class Reuse(HttpContext):
+    def on_request_headers(self, headers, end_of_stream):
+        path = headers.get(":path")
+        headers["x-attribute"] = str(getattr(self, "note", None))
+        headers["x-kept"] = ",".join(f"{context.id}:{context.alive}" for context in KEPT_CONTEXTS)
+        headers["x-kept-map-is-mine"] = str(any(kept is headers for kept in KEPT_MAPS))
+        headers["x-weak-is-me"] = str(any(ref() is self for ref in WEAK))
+        headers["x-id"] = str(self.id)
+        if path == "/note":
+            self.note = "set by an earlier stream"
+        elif path == "/keep":
+            KEPT_CONTEXTS.append(self)
+        elif path == "/keep-map":
+            KEPT_MAPS.append(headers)
+        elif path == "/weak":
+            WEAK.append(weakref.ref(self))
+        return Action.CONTINUE
+
+    def on_response_headers(self, headers, end_of_stream):
+        headers["x-id"] = str(self.id)
+        return Action.CONTINUE
+
+
+proxywasm.register(Reuse)
+'''
+
+
+def request_to(path: str) -> list[tuple[str, str]]:
+    return [(":method", "GET"), (":path", path), (":authority", "h")]
+
+
+def test_a_finished_streams_objects_never_leak_into_the_next(plugin_source, built_plugin) -> None:
+    """The shim keeps a deleted stream's context and header maps for the next stream
+    (callbacks.c, "Stream objects kept for the next stream") only when nothing of the
+    plugin refers to them and no attribute was set: a context or map the plugin kept, a
+    weak reference, or an attribute never shows up in a later stream, and a new stream's
+    maps act on that stream, also while another stream is still open."""
+    directory = plugin_source("fast_reuse", REUSE)
+    for mode in ("native", "wasm"):
+        with Emulator() as emulator:
+            plugin = load(emulator, directory, mode, built_plugin)
+            seen = {}
+            for path in ("/note", "/after-note", "/keep", "/after-keep", "/keep-map", "/after-keep-map", "/weak",
+                         "/after-weak"):
+                stream = plugin.http_stream()
+                stream.send_request_headers(request_to(path), end_of_stream=True)
+                stream.send_response_headers([(":status", "200")], end_of_stream=True)
+                seen[path] = (stream.upstream_request.headers, stream.downstream_response.headers)
+                assert_acted_on(stream, mode)
+            assert seen["/after-note"][0]["x-attribute"] == "None", mode
+            kept_id = seen["/keep"][1]["x-id"]
+            assert seen["/after-keep"][0]["x-kept"] == f"{kept_id}:False", mode
+            assert seen["/after-keep"][1]["x-id"] != kept_id, mode
+            assert seen["/after-keep-map"][0]["x-kept-map-is-mine"] == "False", mode
+            assert seen["/after-weak"][0]["x-weak-is-me"] == "False", mode
+
+            # Interleaved: B is open while A ends and C starts (taking A's objects).
+            a, b, c = plugin.http_stream(), plugin.http_stream(), plugin.http_stream()
+            a.send_request_headers(request_to("/a"), end_of_stream=True)
+            b.send_request_headers(request_to("/b"), end_of_stream=True)
+            a.send_response_headers([(":status", "200")], end_of_stream=True)
+            c.send_request_headers(request_to("/c"), end_of_stream=True)
+            c.send_response_headers([(":status", "200")], end_of_stream=True)
+            b.send_response_headers([(":status", "200")], end_of_stream=True)
+            for stream in (a, b, c):
+                assert_acted_on(stream, mode)
+            assert not plugin.logs.error, (mode, plugin.logs.error)
+
+
+def assert_acted_on(stream, mode: str) -> None:  # type: ignore[no-untyped-def]
+    """The plugin's context and both header maps were this stream's own."""
+    mine = str(stream.id)
+    assert stream.upstream_request.headers["x-id"] == mine, mode
+    assert stream.downstream_response.headers["x-id"] == mine, mode

@@ -117,7 +117,8 @@ PyObject *pw_counter_methods(PyObject *module, PyObject *const *args, Py_ssize_t
  * HostHeaders' by header_map_methods(), the dispatcher's by set_dispatcher(); 0 where
  * a class has no such slot (the attribute protocol is used then). */
 struct pw_header_layout {
-    Py_ssize_t map_type, dispatcher, context_id, epoch;
+    PyTypeObject *type;
+    Py_ssize_t map_type, dispatcher, context_id, epoch, pairs;
 };
 extern struct pw_header_layout pw_header_slots;
 struct pw_dispatcher_layout {

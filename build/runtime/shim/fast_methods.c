@@ -191,9 +191,11 @@ PyObject *pw_header_map_methods(PyObject *module, PyObject *cls) {
     at->dispatcher = pw_slot_offset(type, "_dispatcher");
     at->context_id = pw_slot_offset(type, "_context_id");
     at->epoch = pw_slot_offset(type, "_epoch");
-    if (!at->map_type || !at->dispatcher || !at->context_id || !at->epoch)
-        return PyErr_Format(PyExc_TypeError, "%s lacks the slots _map_type, _dispatcher, _context_id, _epoch",
+    at->pairs = pw_slot_offset(type, "_pairs");
+    if (!at->map_type || !at->dispatcher || !at->context_id || !at->epoch || !at->pairs)
+        return PyErr_Format(PyExc_TypeError, "%s lacks the slots _map_type, _dispatcher, _context_id, _epoch, _pairs",
                             type->tp_name);
+    at->type = type;
     return method_table(type, header_methods, header_method_names, header_python, HEADER_METHODS);
 }
 
