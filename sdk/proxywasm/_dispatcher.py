@@ -349,6 +349,8 @@ class Dispatcher:
         self.effective_context_id = 0
         """The context the host currently acts on."""
         self._contexts: dict[int, Context] = {}
+        """Root and TCP contexts by id; HTTP streams are only in `_http_contexts` (one
+        table to update per request). `_find` looks in both."""
         self._http_contexts: dict[int, HttpContext] = {}
         self._tcp_contexts: dict[int, TcpContext] = {}
         self._vm_key = id(self)
@@ -359,8 +361,8 @@ class Dispatcher:
         self._grpc_streams: dict[int, GrpcStream] = {}
         self._stream_waiters: dict[int, Task] = {}
         self._timers: dict[int, _Timers] = {}
-        self.stream_tables = (self._http_contexts, self._contexts)
-        """Read by the shim (docs/abi-seam.md): it drops a finished stream from these
+        self.stream_table = self._http_contexts
+        """Read by the shim (docs/abi-seam.md): it drops a finished stream from it
         itself, as the first lines of `on_delete` do, without entering Python."""
         self.header_fast_path: list[tuple[Any, ...] | None] = [None]
         """Read by the shim (docs/abi-seam.md): while one root serves every stream
@@ -564,7 +566,7 @@ class Dispatcher:
             context = self.instantiate(HttpContext, context_id, root)
         elif not getattr(context, "_bound", False):
             context._bind(context_id, root, self)
-        self._contexts[context_id] = self._http_contexts[context_id] = context
+        self._http_contexts[context_id] = context
         return context
 
     def _create_tcp(self, context_id: int) -> TcpContext:
@@ -582,9 +584,14 @@ class Dispatcher:
         self._contexts[context_id] = self._tcp_contexts[context_id] = context
         return context
 
+    def _find(self, context_id: int) -> Context | None:
+        """The context with this id, of any kind, or None."""
+        context: Context | None = self._http_contexts.get(context_id)
+        return context if context is not None else self._contexts.get(context_id)
+
     def _existing(self, context_id: int) -> Context | None:
         """The context, materializing a pending one the way its root prefers."""
-        context = self._contexts.get(context_id)
+        context = self._find(context_id)
         if context is None and context_id in self._pending:
             root = self._roots.get(self._pending[context_id])
             if root is not None and root.tcp_context is not None and root.http_context is None:
@@ -596,7 +603,7 @@ class Dispatcher:
         self.epoch += 1
         self.effective_context_id = context_id
         _current_vm[0] = self._vm_key
-        context = self._contexts.get(context_id)
+        context = self._find(context_id)
         if context is None or type(context).on_done is _NOOP_ON_DONE:
             return True
         try:
@@ -621,23 +628,19 @@ class Dispatcher:
     def on_delete(self, context_id: int) -> None:
         stream = self._http_contexts.pop(context_id, None)
         if stream is not None and not stream._tasks:  # the per-request case, kept short
-            del self._contexts[context_id]
             stream._deleted = True
             return
         self.epoch += 1
         self.effective_context_id = context_id
-        if stream is not None:
-            self._http_contexts[context_id] = stream  # the general path below removes it
-        context = self._contexts.pop(context_id, None)
+        context = stream if stream is not None else self._contexts.pop(context_id, None)
         if context is None:
             self._pending.pop(context_id, None)
             return
         context._deleted = True
-        if self._http_contexts.pop(context_id, None) is None:
-            if self._tcp_contexts.pop(context_id, None) is None:
-                if self._roots.pop(context_id, None) is not None:
-                    self._update_idle()
-                self._timers.pop(context_id, None)
+        if stream is None and self._tcp_contexts.pop(context_id, None) is None:
+            if self._roots.pop(context_id, None) is not None:
+                self._update_idle()
+            self._timers.pop(context_id, None)
         tasks = context._tasks
         if tasks:
             context._tasks = None
@@ -911,7 +914,7 @@ class Dispatcher:
         stream.initial_metadata = self._read_map(MapType.GRPC_RECEIVE_INITIAL_METADATA, num_headers)
         if stream.handler is not None:
             self._run_callback(
-                self._contexts.get(context_id),
+                self._find(context_id),
                 lambda m: stream.handler.on_initial_metadata(stream, m),  # type: ignore[union-attr]
                 stream.initial_metadata,
                 "gRPC stream on_initial_metadata",
@@ -925,7 +928,7 @@ class Dispatcher:
         stream.trailing_metadata = self._read_map(MapType.GRPC_RECEIVE_TRAILING_METADATA, num_trailers)
         if stream.handler is not None:
             self._run_callback(
-                self._contexts.get(context_id),
+                self._find(context_id),
                 lambda m: stream.handler.on_trailing_metadata(stream, m),  # type: ignore[union-attr]
                 stream.trailing_metadata,
                 "gRPC stream on_trailing_metadata",
@@ -949,7 +952,7 @@ class Dispatcher:
         stream._inbox.append(message)
         if stream.handler is not None:
             self._run_callback(
-                self._contexts.get(context_id),
+                self._find(context_id),
                 lambda m: stream.handler.on_message(stream, m),  # type: ignore[union-attr]
                 message,
                 "gRPC stream on_message",
@@ -983,7 +986,7 @@ class Dispatcher:
         stream.status_message = status_message
         if stream.handler is not None:
             self._run_callback(
-                self._contexts.get(context_id),
+                self._find(context_id),
                 lambda s: stream.handler.on_close(stream, s, status_message),  # type: ignore[union-attr]
                 status_code,
                 "gRPC stream on_close",

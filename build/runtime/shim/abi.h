@@ -75,9 +75,10 @@ extern const char *const pw_dispatch_names[];
  * the shim answers them with their default without entering Python. For
  * on_context_create, only stream contexts (parent != 0) are skipped. */
 extern unsigned char pw_dispatch_idle[];
-/* The dispatcher's optional `stream_tables`: (HTTP contexts by id, all contexts by id),
- * both dicts, or NULL. Lets proxy_on_delete drop a finished stream without Python. */
-extern PyObject *pw_http_contexts, *pw_all_contexts;
+/* The dispatcher's optional `stream_table`: its HTTP stream contexts by id (a dict), or
+ * NULL. Lets the header callbacks find and make streams, and proxy_on_delete drop a
+ * finished one, without Python. */
+extern PyObject *pw_http_contexts;
 /* The dispatcher itself, and its optional `header_fast_path`: a one-item list holding
  * None or the tuple that lets the shim run HTTP header callbacks without the
  * dispatcher's Python frame (callbacks.c). */

@@ -275,7 +275,7 @@ static PyObject *new_stream(PyObject *fast, PyObject *key, PyObject **request_he
         pw_store_slot(context, at->response_started, names.response_started, Py_False) < 0 ||
         pw_store_slot(context, at->request_headers, names.request_headers, headers) < 0 ||
         pw_store_slot(context, at->response_headers, names.response_headers, Py_None) < 0 ||
-        PyDict_SetItem(pw_all_contexts, key, context) < 0 || PyDict_SetItem(pw_http_contexts, key, context) < 0) {
+        PyDict_SetItem(pw_http_contexts, key, context) < 0) {
         Py_XDECREF(headers);
         Py_DECREF(context);
         return NULL;
@@ -302,8 +302,7 @@ static int header_callback_fast(int response, uint32_t context_id, uint32_t end_
     enum callback which = response ? CB_RESPONSE_HEADERS : CB_REQUEST_HEADERS;
     if (pw_header_fast_path == NULL || pw_dispatch_idle[which]) return 0;
     PyObject *fast = PyList_GET_ITEM(pw_header_fast_path, 0);
-    if (!PyTuple_Check(fast) || PyTuple_GET_SIZE(fast) != FAST_SIZE || pw_http_contexts == NULL ||
-        pw_all_contexts == NULL || !names_ready())
+    if (!PyTuple_Check(fast) || PyTuple_GET_SIZE(fast) != FAST_SIZE || pw_http_contexts == NULL || !names_ready())
         return 0;
     PyObject *key = context_key(context_id);
     if (key == NULL) {
@@ -470,10 +469,10 @@ PROXY_EXPORT(proxy_on_log) void proxy_on_log(uint32_t context_id) {
 }
 
 /* The per-request case of the dispatcher's on_delete, without entering Python: a
- * finished HTTP stream with no pending tasks leaves both tables and is marked deleted.
+ * finished HTTP stream with no pending tasks leaves the stream table and is marked deleted.
  * Returns 1 when done, 0 to let the dispatcher handle it. */
 static int delete_finished_stream(uint32_t context_id) {
-    if (pw_http_contexts == NULL || pw_all_contexts == NULL || !names_ready()) return 0;
+    if (pw_http_contexts == NULL || !names_ready()) return 0;
     PyObject *key = context_key(context_id);
     if (key == NULL) return 0;
     PyObject *stream = PyDict_GetItemWithError(pw_http_contexts, key); /* borrowed */
@@ -485,7 +484,7 @@ static int delete_finished_stream(uint32_t context_id) {
         Py_XDECREF(tasks);
         if (busy == 0) {
             Py_INCREF(stream);
-            done = PyDict_DelItem(pw_http_contexts, key) == 0 && PyDict_DelItem(pw_all_contexts, key) == 0 &&
+            done = PyDict_DelItem(pw_http_contexts, key) == 0 &&
                    pw_store_slot(stream, at->deleted, names.deleted, Py_True) == 0;
             if (!done || !keep_context(stream, at)) Py_DECREF(stream);
         }

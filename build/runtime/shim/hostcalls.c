@@ -557,13 +557,13 @@ PyObject *pw_dispatch_methods[sizeof(pw_dispatch_names) / sizeof(pw_dispatch_nam
 
 unsigned char pw_dispatch_idle[sizeof(pw_dispatch_names) / sizeof(pw_dispatch_names[0])];
 
-PyObject *pw_http_contexts, *pw_all_contexts, *pw_dispatcher, *pw_header_fast_path;
+PyObject *pw_http_contexts, *pw_dispatcher, *pw_header_fast_path;
 
 /* Keep the dispatcher, where it keeps its epoch and effective context, and its optional
- * `stream_tables` (two dicts, for proxy_on_delete) and `header_fast_path` (a one-item
- * list, for the header callbacks). */
+ * `stream_table` (a dict, for proxy_on_delete and the header callbacks) and
+ * `header_fast_path` (a one-item list, for the header callbacks). */
 static int keep_dispatcher(PyObject *dispatcher) {
-    PyObject *tables = NULL, *fast = NULL;
+    PyObject *table = NULL, *fast = NULL;
     if (PyObject_GetOptionalAttrString_compat(dispatcher, "header_fast_path", &fast) < 0) return -1;
     if (fast != NULL && !(PyList_Check(fast) && PyList_GET_SIZE(fast) == 1)) Py_CLEAR(fast);
     Py_XSETREF(pw_header_fast_path, fast);
@@ -573,16 +573,9 @@ static int keep_dispatcher(PyObject *dispatcher) {
         pw_dispatcher_slots.effective_context_id = pw_slot_offset(Py_TYPE(dispatcher), "effective_context_id");
         pw_dispatcher_slots.type = Py_TYPE(dispatcher);
     }
-    if (PyObject_GetOptionalAttrString_compat(dispatcher, "stream_tables", &tables) < 0) return -1;
-    PyObject *http = NULL, *all = NULL;
-    if (tables != NULL && PyTuple_Check(tables) && PyTuple_GET_SIZE(tables) == 2 &&
-        PyDict_Check(PyTuple_GET_ITEM(tables, 0)) && PyDict_Check(PyTuple_GET_ITEM(tables, 1))) {
-        http = Py_NewRef(PyTuple_GET_ITEM(tables, 0));
-        all = Py_NewRef(PyTuple_GET_ITEM(tables, 1));
-    }
-    Py_XDECREF(tables);
-    Py_XSETREF(pw_http_contexts, http);
-    Py_XSETREF(pw_all_contexts, all);
+    if (PyObject_GetOptionalAttrString_compat(dispatcher, "stream_table", &table) < 0) return -1;
+    if (table != NULL && !PyDict_Check(table)) Py_CLEAR(table);
+    Py_XSETREF(pw_http_contexts, table);
     return 0;
 }
 
