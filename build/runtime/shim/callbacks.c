@@ -257,14 +257,16 @@ static PyObject *new_header_map(PyObject *fast, PyObject *map_type, PyObject *ke
 
 /* The dispatcher's `_create_http` for a class without `__init__` / `__new__` of its own:
  * what `_bind` sets, and a new request header map, which goes to *request_headers (a
- * new reference). */
-static PyObject *new_stream(PyObject *fast, PyObject *key, PyObject **request_headers) {
+ * new reference). A stream made by its response (a module without
+ * proxy_on_request_headers) gets None instead: `request_headers` makes it if asked. */
+static PyObject *new_stream(PyObject *fast, PyObject *key, PyObject **request_headers, int response) {
     PyTypeObject *cls = (PyTypeObject *)PyTuple_GET_ITEM(fast, FAST_CLASS);
     PyObject *context = take_spare(spare_contexts, &spare_context_count, cls);
     if (context == NULL) context = cls->tp_new(cls, names.empty, NULL);
     if (context == NULL) return NULL;
     struct context_slots *at = context_slots_of(cls);
-    PyObject *headers = new_header_map(fast, PyTuple_GET_ITEM(fast, FAST_REQUEST_MAP), key);
+    PyObject *headers =
+        response ? Py_NewRef(Py_None) : new_header_map(fast, PyTuple_GET_ITEM(fast, FAST_REQUEST_MAP), key);
     if (headers == NULL || pw_store_slot(context, at->id, names.id, key) < 0 ||
         pw_store_slot(context, at->root, names.root, PyTuple_GET_ITEM(fast, FAST_ROOT)) < 0 ||
         pw_store_slot(context, at->dispatcher, names.dispatcher, pw_dispatcher) < 0 ||
@@ -280,20 +282,23 @@ static PyObject *new_stream(PyObject *fast, PyObject *key, PyObject **request_he
         Py_DECREF(context);
         return NULL;
     }
-    *request_headers = headers;
+    if (response)
+        Py_DECREF(headers);
+    else
+        *request_headers = headers;
     return context;
 }
 
 /* The stream context for `key`, created when new; a new reference. NULL with an
  * exception on error, NULL without one when the dispatcher must decide. When the shim
- * created it, *request_headers receives its request header map. */
-static PyObject *stream_context(PyObject *fast, PyObject *key, PyObject **request_headers) {
+ * created it for a request, *request_headers receives its request header map. */
+static PyObject *stream_context(PyObject *fast, PyObject *key, PyObject **request_headers, int response) {
     PyObject *context = PyDict_GetItemWithError(pw_http_contexts, key);
     if (context != NULL) return Py_NewRef(context);
     if (PyErr_Occurred()) return NULL;
     PyObject *pending = PyTuple_GET_ITEM(fast, FAST_PENDING);
     if (!PyDict_Check(pending) || PyDict_GET_SIZE(pending) != 0) return NULL;
-    if (PyTuple_GET_ITEM(fast, FAST_PLAIN) == Py_True) return new_stream(fast, key, request_headers);
+    if (PyTuple_GET_ITEM(fast, FAST_PLAIN) == Py_True) return new_stream(fast, key, request_headers, response);
     return PyObject_CallMethodOneArg(pw_dispatcher, names.create_http, key); /* runs the class's __init__ */
 }
 
@@ -314,7 +319,7 @@ static int header_callback_fast(int response, uint32_t context_id, uint32_t end_
     PyObject *context = NULL, *headers = NULL, *result = NULL;
     int handled = 0;
     if (enter_callback(fast, key) < 0) goto done;
-    context = stream_context(fast, key, &headers);
+    context = stream_context(fast, key, &headers, response);
     if (context == NULL) {
         handled = PyErr_Occurred() != NULL; /* raised while creating it: logged below */
         goto done;
@@ -327,7 +332,6 @@ static int header_callback_fast(int response, uint32_t context_id, uint32_t end_
         Py_DECREF(held);
         if (held != PyTuple_GET_ITEM(fast, FAST_NOT_HELD)) goto done; /* this stream is held */
     }
-    if (response) Py_CLEAR(headers); /* only a request finds a new stream */
     if (headers == NULL)
         headers = response ? pw_load_slot(context, at->response_headers, names.response_headers)
                            : pw_load_slot(context, at->request_headers, names.request_headers);
