@@ -115,22 +115,6 @@ end
 
 EXPECTED_POWERED_BY = {"lua": "lua", "c": "c", "python": "pwtool"}
 
-FLOOR_PLUGIN = """\
-import proxywasm
-from proxywasm import Action, HttpContext
-
-
-class Floor(HttpContext):
-    def on_request_headers(self, headers, end_of_stream):
-        return Action.CONTINUE
-
-    def on_response_headers(self, headers, end_of_stream):
-        return Action.CONTINUE
-
-
-proxywasm.register(Floor)
-"""
-
 ONE_HEADER_PLUGIN = """\
 import proxywasm
 from proxywasm import Action, HttpContext
@@ -145,28 +129,38 @@ class PoweredBy(HttpContext):
 proxywasm.register(PoweredBy)
 """
 
-ONE_HEADER_FLOOR_PLUGIN = """\
-import proxywasm
-from proxywasm import Action, HttpContext
+
+def floor_plugin(callbacks: tuple[str, ...]) -> str:
+    """A Python plugin whose header `callbacks` only return CONTINUE."""
+    methods = "\n".join(f"    def {name}(self, headers, end_of_stream):\n        return Action.CONTINUE\n"
+                         for name in callbacks)
+    return ("import proxywasm\nfrom proxywasm import Action, HttpContext\n\n\n"
+            f"class Floor(HttpContext):\n{methods}\n\nproxywasm.register(Floor)\n")
 
 
-class Floor(HttpContext):
-    def on_response_headers(self, headers, end_of_stream):
-        return Action.CONTINUE
+@dataclass(frozen=True)
+class Workload:
+    """What each variant runs for one workload."""
+
+    lua: str
+    """The Lua filter's source."""
+    python: str
+    """Name (and root id) of the Python plugin: a directory of plugins/, or a plugin
+    built from `python_source`."""
+    python_source: str | None
+    python_floor: str
+    """Name of the Python floor plugin, built from `floor_plugin(header_callbacks)`."""
+    header_callbacks: tuple[str, ...]
+    c_defines: tuple[str, ...]
+    """Preprocessor symbols for bench/c/headers.c."""
 
 
-proxywasm.register(Floor)
-"""
-
-WORKLOADS = ("http_headers", "one-header")
-
-PYTHON_PLUGIN_NAMES = {
-    ("http_headers", "python"): "http_headers",
-    ("http_headers", "python-floor"): "python_floor",
-    ("one-header", "python"): "python_one_header",
-    ("one-header", "python-floor"): "python_one_header_floor",
+WORKLOADS = {
+    "http_headers": Workload(LUA_SOURCE, "http_headers", None, "python_floor",
+                             ("on_request_headers", "on_response_headers"), ()),
+    "one-header": Workload(LUA_ONE_HEADER, "python_one_header", ONE_HEADER_PLUGIN, "python_one_header_floor",
+                           ("on_response_headers",), ("ONE_HEADER",)),
 }
-"""Plugin name and root id of each Python variant (``plugin.toml``'s name)."""
 
 
 @dataclass
@@ -187,9 +181,10 @@ class InstructionSample:
     requests: int
     instructions: int
     per_request: float
-    cache_misses_per_request: dict[str, float] | None = None
-    """With ``--cache-sim``: callgrind's simulated L1 misses per request, ``I1``
-    (instruction cache) and ``D1`` (data cache, reads and writes)."""
+    i1_misses_per_request: float | None = None
+    """With ``--cache-sim``: callgrind's simulated L1 instruction-cache misses per request."""
+    d1_misses_per_request: float | None = None
+    """With ``--cache-sim``: simulated L1 data-cache misses (reads and writes) per request."""
 
 
 # -- the variants ------------------------------------------------------------------------
@@ -197,29 +192,27 @@ class InstructionSample:
 
 VARIANTS = ("none", "lua", "c", "c-floor", "python", "python-floor")
 
-def lua_filter(workload: str) -> dict[str, Any]:
-    source = LUA_ONE_HEADER if workload == "one-header" else LUA_SOURCE
+def lua_filter(workload: Workload) -> dict[str, Any]:
     return {"name": "envoy.filters.http.lua",
-            "typed_config": {"@type": LUA_TYPE, "default_source_code": {"inline_string": source}}}
+            "typed_config": {"@type": LUA_TYPE, "default_source_code": {"inline_string": workload.lua}}}
 
 
 def wasm_filter(name: str, root_id: str, wasm: Path) -> dict[str, Any]:
     return http_filter(plugin_config(name=name, root_id=root_id, wasm_file=wasm))
 
 
-def build_python(cache: Path, workload: str = "http_headers") -> Path:
+def build_python(cache: Path, workload: Workload = WORKLOADS["http_headers"]) -> Path:
     """The Python plugin doing the workload: the ``http_headers`` example, or the one-header plugin."""
     from pwtool.emulator import build_plugin_cached
 
-    if workload == "one-header":
-        return build_source_plugin(cache, PYTHON_PLUGIN_NAMES[workload, "python"], ONE_HEADER_PLUGIN)
-    return build_plugin_cached(REPO / "plugins" / "http_headers", cache)
+    if workload.python_source is not None:
+        return build_source_plugin(cache, workload.python, workload.python_source)
+    return build_plugin_cached(REPO / "plugins" / workload.python, cache)
 
 
-def build_python_floor(cache: Path, workload: str = "http_headers") -> Path:
+def build_python_floor(cache: Path, workload: Workload = WORKLOADS["http_headers"]) -> Path:
     """The Python plugin with the workload's header callbacks doing nothing."""
-    source = ONE_HEADER_FLOOR_PLUGIN if workload == "one-header" else FLOOR_PLUGIN
-    return build_source_plugin(cache, PYTHON_PLUGIN_NAMES[workload, "python-floor"], source)
+    return build_source_plugin(cache, workload.python_floor, floor_plugin(workload.header_callbacks))
 
 
 def build_source_plugin(cache: Path, name: str, source: str) -> Path:
@@ -233,7 +226,7 @@ def build_source_plugin(cache: Path, name: str, source: str) -> Path:
     return build_plugin_cached(directory, cache)
 
 
-def build_c(cache: Path, floor: bool = False, workload: str = "http_headers") -> Path | None:
+def build_c(cache: Path, floor: bool = False, workload: Workload = WORKLOADS["http_headers"]) -> Path | None:
     """The C module (``floor``: its header callbacks return at once); None without zig."""
     try:
         import ziglang  # noqa: F401
@@ -242,11 +235,11 @@ def build_c(cache: Path, floor: bool = False, workload: str = "http_headers") ->
     from pwtool_zig import compile_c
 
     cache.mkdir(parents=True, exist_ok=True)
-    defines = (("HEADERS_FLOOR",) if floor else ()) + (("ONE_HEADER",) if workload == "one-header" else ())
+    defines = (("HEADERS_FLOOR",) if floor else ()) + workload.c_defines
     return compile_c(REPO / "bench" / "c" / "headers.c", cache, defines)
 
 
-def filters_for(variant: str, modules: dict[str, Path], workload: str) -> list[dict[str, Any]]:
+def filters_for(variant: str, modules: dict[str, Path], workload: Workload) -> list[dict[str, Any]]:
     if variant == "none":
         return []
     if variant == "lua":
@@ -254,7 +247,7 @@ def filters_for(variant: str, modules: dict[str, Path], workload: str) -> list[d
     if variant in ("c", "c-floor"):
         return [wasm_filter("headers_c", "headers_c", modules[variant])]
     if variant in ("python", "python-floor"):
-        name = PYTHON_PLUGIN_NAMES[workload, variant]
+        name = workload.python if variant == "python" else workload.python_floor
         return [wasm_filter(name, name, modules[variant])]
     raise ValueError(variant)
 
@@ -317,10 +310,15 @@ def check_behaviour(variant: str, url: str) -> None:
         raise RuntimeError(f"{variant}: filter did not run (x-powered-by={powered!r})")
 
 
-def measure(variant: str, modules: dict[str, Path], args: argparse.Namespace) -> Sample:
+def envoy_config(variant: str, modules: dict[str, Path], args: argparse.Namespace) -> tuple[dict[str, Any], int, int]:
+    """The bootstrap for one variant of the workload: (config, listener port, admin port)."""
     listen, admin = free_port(), free_port()
-    config = bootstrap(http_filters=filters_for(variant, modules, args.workload), listen_port=listen,
-                       admin_port=admin)
+    filters = filters_for(variant, modules, WORKLOADS[args.workload])
+    return bootstrap(http_filters=filters, listen_port=listen, admin_port=admin), listen, admin
+
+
+def measure(variant: str, modules: dict[str, Path], args: argparse.Namespace) -> Sample:
+    config, listen, admin = envoy_config(variant, modules, args)
     url = f"http://127.0.0.1:{listen}/bench"
     with Envoy(config, admin_port=admin, concurrency=1, log_level="warn", component_log_level="wasm:warn") as envoy:
         check_behaviour(variant, url)
@@ -372,9 +370,7 @@ def callgrind_totals(path: Path) -> dict[str, int]:
 def measure_instructions(variant: str, modules: dict[str, Path], args: argparse.Namespace) -> InstructionSample:
     """Instructions Envoy executes per request, counted by callgrind around exactly ``--requests`` requests."""
     print(f"{variant}: starting Envoy under callgrind ...", file=sys.stderr, flush=True)
-    listen, admin = free_port(), free_port()
-    config = bootstrap(http_filters=filters_for(variant, modules, args.workload), listen_port=listen,
-                       admin_port=admin)
+    config, listen, admin = envoy_config(variant, modules, args)
     with tempfile.TemporaryDirectory(prefix="pwtool-bench-callgrind-") as scratch:
         out = Path(scratch) / "callgrind.out"
         valgrind = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
@@ -397,10 +393,11 @@ def measure_instructions(variant: str, modules: dict[str, Path], args: argparse.
                 raise RuntimeError(f"{variant}: Envoy died under valgrind:\n{envoy.log_tail()}")
         finally:
             envoy.close()
-    misses = None
+    sample = InstructionSample(variant, args.requests, totals["Ir"], totals["Ir"] / args.requests)
     if args.cache_sim:
-        misses = {"I1": totals["I1mr"] / args.requests, "D1": (totals["D1mr"] + totals["D1mw"]) / args.requests}
-    return InstructionSample(variant, args.requests, totals["Ir"], totals["Ir"] / args.requests, misses)
+        sample.i1_misses_per_request = totals["I1mr"] / args.requests
+        sample.d1_misses_per_request = (totals["D1mr"] + totals["D1mw"]) / args.requests
+    return sample
 
 
 # -- report -------------------------------------------------------------------------------
@@ -433,9 +430,8 @@ def render(table: dict[str, dict[str, float]]) -> str:
         f"{'filter':<12} {'req/s':>9} {'p50 µs':>8} {'RSS MB':>7} {'CPU µs/req':>11} {'added µs/req':>13}",
     ]
     for name, row in table.items():
-        added = "-" if name == "none" else f"{row['cpu_us_added']:+.2f}"
         lines.append(f"{name:<12} {row['rps']:>9,.0f} {row['p50_us']:>8.0f} {row['rss_mb']:>7.0f} "
-                     f"{row['cpu_us_per_request']:>11.2f} {added:>13}")
+                     f"{row['cpu_us_per_request']:>11.2f} {added_text(name, row['cpu_us_added'], 13, '+.2f')}")
     added_cpu = {name: row["cpu_us_added"] for name, row in table.items()}
     return "\n".join(lines + comparisons(added_cpu, "CPU added per request", lambda v: f"{v:+.2f} µs"))
 
@@ -443,13 +439,12 @@ def render(table: dict[str, dict[str, float]]) -> str:
 def summarize_instructions(samples: list[InstructionSample], variants: list[str]) -> dict[str, dict[str, float]]:
     """Median instructions per request of each variant, and what it adds to the baseline's;
     the same for the simulated L1 misses when they were counted."""
-    counts: dict[str, Callable[[InstructionSample], float]] = {"instructions": lambda s: s.per_request}
-    if all(s.cache_misses_per_request for s in samples):
-        counts["i1_misses"] = lambda s: (s.cache_misses_per_request or {})["I1"]
-        counts["d1_misses"] = lambda s: (s.cache_misses_per_request or {})["D1"]
+    counts = {"instructions": "per_request"}
+    if all(s.i1_misses_per_request is not None for s in samples):
+        counts.update(i1_misses="i1_misses_per_request", d1_misses="d1_misses_per_request")
     table: dict[str, dict[str, float]] = {v: {} for v in variants}
-    for name, count in counts.items():
-        median = {v: statistics.median(count(s) for s in samples if s.variant == v) for v in variants}
+    for name, field in counts.items():
+        median = {v: statistics.median(getattr(s, field) for s in samples if s.variant == v) for v in variants}
         for v in variants:
             table[v][f"{name}_per_request"] = median[v]
             table[v][f"{name}_added"] = median[v] - median["none"]
@@ -474,9 +469,9 @@ def render_instructions(table: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
-def added_text(variant: str, added: float, width: int = 10) -> str:
+def added_text(variant: str, added: float, width: int = 10, spec: str = "+,.0f") -> str:
     """What a variant adds to the baseline, right-aligned; a dash for the baseline itself."""
-    return f"{'-' if variant == 'none' else f'{added:+,.0f}':>{width}}"
+    return f"{'-' if variant == 'none' else format(added, spec):>{width}}"
 
 
 def comparisons(added: dict[str, float], measure: str, show: Callable[[float], str]) -> list[str]:
@@ -515,7 +510,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "pwtool-bench-builds",
                         help="where built modules are cached")
     parser.add_argument("--json", type=Path, help="also write the samples and the table here")
-    parser.add_argument("--workload", choices=WORKLOADS, default="http_headers",
+    parser.add_argument("--workload", choices=list(WORKLOADS), default="http_headers",
                         help="http_headers: the example's request and response work; one-header: DESIGN.md's load "
                              "test, x-powered-by added to the response")
     parser.add_argument("--measure", choices=("cpu", "instructions"), default="cpu",
@@ -544,12 +539,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"unknown variant(s) {', '.join(sorted(unknown))}: choose from {','.join(VARIANTS)}", file=sys.stderr)
         return 2
     if "python" in variants:
-        modules["python"] = build_python(args.cache, args.workload)
+        modules["python"] = build_python(args.cache, WORKLOADS[args.workload])
     if "python-floor" in variants:
-        modules["python-floor"] = build_python_floor(args.cache, args.workload)
+        modules["python-floor"] = build_python_floor(args.cache, WORKLOADS[args.workload])
     for variant in ("c", "c-floor"):
         if variant in variants:
-            c_module = build_c(args.cache, floor=variant == "c-floor", workload=args.workload)
+            c_module = build_c(args.cache, floor=variant == "c-floor", workload=WORKLOADS[args.workload])
             if c_module is None:
                 print(f"zig (ziglang) is not installed: skipping the {variant} variant", file=sys.stderr)
                 variants.remove(variant)

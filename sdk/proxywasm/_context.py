@@ -565,7 +565,6 @@ def overrides(cls: type, name: str, no_ops: tuple[object, ...]) -> bool:
 
 _OBJECT_INIT = object.__init__
 _NEW_OBJECT = object.__new__
-_DEFAULT_NEW_HTTP = RootContext.new_http_context
 
 
 def creation_runs_code(cls: type[Context]) -> bool:
@@ -578,7 +577,7 @@ def stream_creation_runs_code(cls: type[Context]) -> bool:
     """Whether the plugin's own code runs when an HTTP stream of `cls` (a context class,
     or a root class's factory) is made."""
     if issubclass(cls, RootContext):
-        return cls.new_http_context is not _DEFAULT_NEW_HTTP
+        return cls.new_http_context is not RootContext.new_http_context
     return issubclass(cls, HttpContext) and creation_runs_code(cls)
 
 

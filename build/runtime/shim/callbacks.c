@@ -258,16 +258,16 @@ static PyObject *new_header_map(PyObject *fast, PyObject *map_type, PyObject *ke
 /* The dispatcher's `_create_http` for a class without `__init__` / `__new__` of its own:
  * what `_bind` sets, and a new request header map, which goes to *request_headers (a
  * new reference). A stream made by its response (a module without
- * proxy_on_request_headers) gets None instead: `request_headers` makes it if asked. */
+ * proxy_on_request_headers) gets None instead (`request_headers` makes it if asked), and
+ * *request_headers stays NULL. */
 static PyObject *new_stream(PyObject *fast, PyObject *key, PyObject **request_headers, int response) {
     PyTypeObject *cls = (PyTypeObject *)PyTuple_GET_ITEM(fast, FAST_CLASS);
     PyObject *context = take_spare(spare_contexts, &spare_context_count, cls);
     if (context == NULL) context = cls->tp_new(cls, names.empty, NULL);
     if (context == NULL) return NULL;
     struct context_slots *at = context_slots_of(cls);
-    PyObject *headers =
-        response ? Py_NewRef(Py_None) : new_header_map(fast, PyTuple_GET_ITEM(fast, FAST_REQUEST_MAP), key);
-    if (headers == NULL || pw_store_slot(context, at->id, names.id, key) < 0 ||
+    PyObject *headers = response ? NULL : new_header_map(fast, PyTuple_GET_ITEM(fast, FAST_REQUEST_MAP), key);
+    if ((headers == NULL && !response) || pw_store_slot(context, at->id, names.id, key) < 0 ||
         pw_store_slot(context, at->root, names.root, PyTuple_GET_ITEM(fast, FAST_ROOT)) < 0 ||
         pw_store_slot(context, at->dispatcher, names.dispatcher, pw_dispatcher) < 0 ||
         pw_store_slot(context, at->bound, names.bound, Py_True) < 0 ||
@@ -275,17 +275,14 @@ static PyObject *new_stream(PyObject *fast, PyObject *key, PyObject **request_he
         pw_store_slot(context, at->tasks, names.tasks, Py_None) < 0 ||
         pw_store_slot(context, at->held, names.held, PyTuple_GET_ITEM(fast, FAST_NOT_HELD)) < 0 ||
         pw_store_slot(context, at->response_started, names.response_started, Py_False) < 0 ||
-        pw_store_slot(context, at->request_headers, names.request_headers, headers) < 0 ||
+        pw_store_slot(context, at->request_headers, names.request_headers, response ? Py_None : headers) < 0 ||
         pw_store_slot(context, at->response_headers, names.response_headers, Py_None) < 0 ||
         PyDict_SetItem(pw_http_contexts, key, context) < 0) {
         Py_XDECREF(headers);
         Py_DECREF(context);
         return NULL;
     }
-    if (response)
-        Py_DECREF(headers);
-    else
-        *request_headers = headers;
+    *request_headers = headers;
     return context;
 }
 
