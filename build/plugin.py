@@ -362,7 +362,10 @@ def _snapshot_plugin(
 
 
 _UNEXPORTED_MARKER = "PWTOOL-UNEXPORTED "
-_MAY_LEAVE_OUT = frozenset({"on_log", "on_done", "on_request_headers", "on_response_headers"})
+_MAY_LEAVE_OUT = frozenset({
+    "on_log", "on_done", "on_request_headers", "on_response_headers",
+    "on_request_body", "on_response_body", "on_request_trailers", "on_response_trailers",
+})
 
 
 def _unused_callbacks(stdout: bytes, plugin_dir: Path, metadata: PluginMetadata) -> set[str]:

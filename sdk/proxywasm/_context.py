@@ -573,6 +573,18 @@ def creation_runs_code(cls: type[Context]) -> bool:
     return cls.__init__ is not _OBJECT_INIT or cls.__new__ is not _NEW_OBJECT
 
 
+HTTP_STREAM_CALLBACKS = (
+    "on_request_headers", "on_request_body", "on_request_trailers",
+    "on_response_headers", "on_response_body", "on_response_trailers",
+)
+BODY_AND_TRAILER_CALLBACKS = {
+    "buffer_request_body": ("on_request_body", "on_request_trailers"),
+    "buffer_response_body": ("on_response_body", "on_response_trailers"),
+}
+"""Per direction of an HTTP stream: its buffering flag, its body callback and its
+trailers callback, which must answer PAUSE while the body callback holds the direction."""
+
+
 def stream_creation_runs_code(cls: type[Context]) -> bool:
     """Whether the plugin's own code runs when an HTTP stream of `cls` (a context class,
     or a root class's factory) is made."""
@@ -592,6 +604,13 @@ def _report_unexported_overrides(cls: type[Context]) -> None:
                 LogLevel.ERROR,
                 f"{where}.{name} will never be called: the module was built without proxy_{name}, since "
                 f"no context class overrode {name} when the plugin was imported. {rebuild}",
+            )
+    for flag, (body, _) in BODY_AND_TRAILER_CALLBACKS.items():
+        if body in unexported_callbacks and getattr(cls, flag, False):
+            _hostcalls.log(
+                LogLevel.ERROR,
+                f"{where}.{flag} has no effect: the module was built without proxy_{body}, since no context "
+                f"class buffered or read that body when the plugin was imported. {rebuild}",
             )
     if "on_request_headers" in unexported_callbacks and stream_creation_runs_code(cls):
         code = "new_http_context" if issubclass(cls, RootContext) else "__init__ / __new__"

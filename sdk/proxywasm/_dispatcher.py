@@ -24,6 +24,8 @@ from ._body import Body
 from ._callouts import GrpcResponse, GrpcStream, HttpResponse
 from ._codec import deserialize_header_map_bytes, to_str
 from ._context import (
+    BODY_AND_TRAILER_CALLBACKS,
+    HTTP_STREAM_CALLBACKS,
     NOT_HELD,
     Context,
     HttpContext,
@@ -294,33 +296,46 @@ def idle_callbacks_for(
 def leave_out_unused_callbacks() -> list[str]:
     """The callbacks a built module need not export, recorded for the running module.
 
-    ``on_log``, ``on_done`` and the HTTP header callbacks do nothing unless some context
+    ``on_log``, ``on_done`` and the HTTP stream callbacks do nothing unless some context
     class overrides them, and Envoy does not call a callback the module does not
     export: leaving them out saves a call into the VM per request each (a filter that
-    only rewrites responses no longer enters Python for the request's headers). A stream
-    is created on its first callback anyway; ``on_request_headers`` stays when an HTTP
-    context class has its own ``__init__`` or ``__new__``, or a root its own
-    ``new_http_context``, so that this code still runs when the request starts. The
-    build calls this once the plugin is imported, when every class of the plugin exists;
-    a class made later that overrides one of them, or whose creation runs code without
-    ``on_request_headers``, is reported when it is made (`Context.__init_subclass__`).
+    only rewrites responses no longer enters Python for the request's headers), and one
+    per body chunk. A stream is created on its first callback anyway;
+    ``on_request_headers`` stays when an HTTP context class has its own ``__init__`` or
+    ``__new__``, or a root its own ``new_http_context``, so that this code still runs
+    when the request starts. A body callback also stays for its buffering flag, and a
+    trailers callback with its body callback. A stream held by its headers needs neither:
+    Envoy keeps that direction's body and trailers from the filter until it resumes
+    (a header PAUSE is StopAllIterationAndWatermark). The build calls this once the
+    plugin is imported, when every class of the plugin exists; a class made later that
+    needs a left-out callback is reported when it is made (`Context.__init_subclass__`).
     """
     no_ops: dict[str, tuple[object, ...]] = {
         "on_log": _NOOP_ON_LOG,
         "on_done": (_NOOP_ON_DONE,),
-        "on_request_headers": (HttpContext.on_request_headers,),
-        "on_response_headers": (HttpContext.on_response_headers,),
+        **{name: (getattr(HttpContext, name),) for name in HTTP_STREAM_CALLBACKS},
     }
-    classes, pending = [], [Context]
+    classes: list[type[Context]] = []
+    pending: list[type[Context]] = [Context]
     while pending:
         cls = pending.pop()
         classes.append(cls)
         pending.extend(cls.__subclasses__())
     unused = [name for name, kept in no_ops.items() if not any(overrides(cls, name, kept) for cls in classes)]
-    if "on_request_headers" in unused and any(stream_creation_runs_code(cls) for cls in classes):
+    plugin_code_makes_streams = any(stream_creation_runs_code(cls) for cls in classes)
+    if "on_request_headers" in unused and plugin_code_makes_streams:
         # Streams are made on their first callback: the plugin's __init__ or context
         # factory keeps running when the request starts, not when a later callback comes.
         unused.remove("on_request_headers")
+    http_classes = [cls for cls in classes if issubclass(cls, HttpContext)]
+    for flag, (body, trailers) in BODY_AND_TRAILER_CALLBACKS.items():
+        # The body callback also runs for a buffering flag, which plugin code making
+        # streams may set per stream; the trailers callback stays with the body callback,
+        # since it ends a buffered body and must answer PAUSE while that callback holds.
+        if body in unused and (plugin_code_makes_streams or any(getattr(cls, flag) for cls in http_classes)):
+            unused.remove(body)
+        if trailers in unused and body not in unused:
+            unused.remove(trailers)
     unexported_callbacks.update((name, no_ops[name]) for name in unused)
     return unused
 

@@ -1,7 +1,8 @@
-"""A built module leaves out ``proxy_on_log``, ``proxy_on_done`` and the HTTP header
+"""A built module leaves out ``proxy_on_log``, ``proxy_on_done`` and the HTTP stream
 callbacks when no context class overrides them, so Envoy makes fewer calls into the VM
 per request; a class that overrides one of them keeps its export, and one made after the
-build is reported."""
+build is reported. A body callback also stays for its buffering flag, and a trailers
+callback with its body callback; a stream held by its headers needs neither."""
 
 from __future__ import annotations
 
@@ -131,6 +132,47 @@ class Plugin(proxywasm.RootContext):
 proxywasm.register(Plugin)
 """
 
+ASYNC_REQUEST = """
+import proxywasm
+from proxywasm import HttpContext
+
+
+class Waits(HttpContext):
+    async def on_request_headers(self, headers, end_of_stream):
+        await proxywasm.sleep(1)
+
+
+proxywasm.register(Waits)
+"""
+
+BUFFERS_REQUEST = """
+import proxywasm
+from proxywasm import HttpContext
+
+
+class Sized(HttpContext):
+    buffer_request_body = True
+
+    def on_request_body(self, body, end_of_stream):
+        proxywasm.log_warn(f"request body {len(body.read())}")
+
+
+proxywasm.register(Sized)
+"""
+
+RESPONSE_TRAILERS = """
+import proxywasm
+from proxywasm import HttpContext
+
+
+class Trailers(HttpContext):
+    def on_response_trailers(self, trailers):
+        trailers["x-checked"] = "1"
+
+
+proxywasm.register(Trailers)
+"""
+
 LATE_CLASS = """
 import proxywasm
 from proxywasm import HttpContext
@@ -149,6 +191,9 @@ class Plugin(proxywasm.RootContext):
             def __init__(self):
                 proxywasm.log_warn("late __init__")
 
+        class LateBuffered(HttpContext):
+            buffer_response_body = True
+
         self.http_context = Late
         return True
 
@@ -157,7 +202,9 @@ proxywasm.register(Plugin)
 """
 
 
-OPTIONAL = ("proxy_on_log", "proxy_on_done", "proxy_on_request_headers", "proxy_on_response_headers")
+AFTER_HEADERS = {"proxy_on_request_body", "proxy_on_request_trailers", "proxy_on_response_body",
+                 "proxy_on_response_trailers"}
+OPTIONAL = ("proxy_on_log", "proxy_on_done", "proxy_on_request_headers", "proxy_on_response_headers", *AFTER_HEADERS)
 
 
 def callback_exports(module: Path) -> set[str]:
@@ -170,14 +217,17 @@ def callback_exports(module: Path) -> set[str]:
     [
         (PLAIN, {"proxy_on_request_headers"}),
         (RESPONSE_ONLY, {"proxy_on_response_headers"}),
-        (RESPONSE_ONLY_WITH_INIT, {"proxy_on_request_headers", "proxy_on_response_headers"}),
-        (RESPONSE_ONLY_WITH_FACTORY, {"proxy_on_request_headers", "proxy_on_response_headers"}),
+        (RESPONSE_ONLY_WITH_INIT, {"proxy_on_request_headers", "proxy_on_response_headers", *AFTER_HEADERS}),
+        (RESPONSE_ONLY_WITH_FACTORY, {"proxy_on_request_headers", "proxy_on_response_headers", *AFTER_HEADERS}),
         (LOGS_REQUESTS, {"proxy_on_log"}),
         (ROOT_ON_DONE, {"proxy_on_done"}),
         (UNREGISTERED_OVERRIDE, {"proxy_on_log"}),
+        (ASYNC_REQUEST, {"proxy_on_request_headers"}),  # Envoy holds back a held request's body
+        (BUFFERS_REQUEST, {"proxy_on_request_body", "proxy_on_request_trailers"}),
+        (RESPONSE_TRAILERS, {"proxy_on_response_trailers"}),
     ],
     ids=["plain", "response-only", "response-only-with-init", "response-only-with-factory",
-         "stream-on_log", "root-on_done", "unregistered-class"],
+         "stream-on_log", "root-on_done", "unregistered-class", "async", "buffers-request", "response-trailers"],
 )
 def test_exports_only_the_callbacks_some_class_overrides(
     plugin_source: WritePlugin, built_plugin: Build, source: str, expected: set[str]
@@ -216,6 +266,28 @@ def test_module_without_request_headers_callback_serves_streams(
         assert "proxy_on_response_headers" in callbacks and "proxy_on_request_headers" not in callbacks
 
 
+def test_module_without_body_callbacks_holds_and_resumes_a_request_with_a_body(
+    plugin_source: WritePlugin, built_plugin: Build
+) -> None:
+    """A header PAUSE holds the whole request (StopAllIterationAndWatermark in Envoy): the
+    body waits for the coroutine, then goes upstream with the headers, untouched."""
+    module = built_plugin(plugin_source("waits", ASYNC_REQUEST))
+    assert callback_exports(module) == {"proxy_on_request_headers"}
+    with Emulator(record_calls=True) as emulator:
+        plugin = emulator.load(module, root_id="waits")
+        stream = plugin.http_stream()
+        assert stream.send_request_headers([(":method", "POST"), *REQUEST[1:]], end_of_stream=False) == 1  # PAUSE
+        assert stream.send_request_body(b"part one, ", end_of_stream=False) is None  # held back by the host
+        assert stream.send_request_body(b"part two", end_of_stream=True) is None
+        assert stream.upstream_request.headers is None
+        plugin.advance(1)
+        assert stream.upstream_request.headers is not None
+        assert bytes(stream.upstream_request.body) == b"part one, part two"
+        assert not plugin.logs.error
+        callbacks = {call.name for call in emulator.calls if call.kind == "callback"}
+        assert "proxy_on_request_headers" in callbacks and not callbacks & AFTER_HEADERS
+
+
 def test_kept_on_log_still_runs(plugin_source: WritePlugin, built_plugin: Build) -> None:
     module = built_plugin(plugin_source("logging", LOGS_REQUESTS))
     with Emulator() as emulator:
@@ -238,6 +310,8 @@ def test_class_made_after_the_build_is_reported(plugin_source: WritePlugin, buil
         assert "Late.on_request_headers will never be called" in errors
         assert "LateInit.__init__ / __new__ will run on the first callback the module gets for a stream" in errors
         assert "Late.__init__" not in errors  # made by the SDK: nothing runs late
+        assert "LateBuffered.buffer_response_body has no effect: the module was built without proxy_on_response_body" in errors
+        assert errors.count("has no effect") == 1  # Late and LateInit buffer nothing
     with Emulator() as emulator:  # native mode exports everything: nothing to report
         plugin = emulator.load(directory, mode="native", root_id="late")
         stream = plugin.http_stream()
@@ -267,6 +341,11 @@ def test_envoy_runs_modules_with_and_without_optional_callbacks(plugin_source: W
                     assert response.status == 200
                     assert response.headers["x-powered-by"] == "pwtool 200"  # with no request callback
                     assert json.loads(response.read())["headers"]["x-seen"] == "1"  # plain's header went upstream
+            posted = urllib.request.Request(f"http://127.0.0.1:{listen}/posted", data=b"x" * 100_000, method="POST")
+            with urllib.request.urlopen(posted, timeout=10) as response:  # no module has body callbacks
+                echoed = json.loads(response.read())
+                assert len(echoed["body"]) == 100_000 and echoed["headers"]["x-seen"] == "1"
+                assert response.headers["x-powered-by"] == "pwtool 200"
             log = envoy.log_text()
             for index in range(3):
                 assert f"/logged/{index}" in log, log[-2000:]  # Envoy called the kept on_log

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from e2etools import Seen, Service, cluster, fetch, hcm, wait_for
 
+from pwtool.build.wasm_binary import Module
 from pwtool.envoy import EchoServer, Envoy, free_port
 from pwtool.manifests import bootstrap, http_filter, plugin_config, wasm_service
 
@@ -117,6 +118,9 @@ def test_http_body_rewrites_text_bodies_only(built_plugin) -> None:
 def auth_decision(seen: Seen) -> tuple[int, dict[str, str], bytes]:
     if seen.headers.get("authorization") == "Bearer good":
         return 200, {"x-user": "alice"}, b""
+    if seen.headers.get("authorization") == "Bearer patient":  # answers while the request body arrives
+        time.sleep(0.3)
+        return 200, {"x-user": "patience"}, b""
     if seen.headers.get("authorization") == "Bearer slow":
         time.sleep(2)
         return 200, {"x-user": "sloth"}, b""
@@ -147,10 +151,22 @@ def test_http_auth_allows_and_denies_through_the_auth_service(built_plugin) -> N
         anonymous = fetch(f"http://127.0.0.1:{listen}/private")
         assert anonymous.status == 403
 
+        # The module has no body callbacks: while the callout is out, Envoy holds the body
+        # back (a header PAUSE stops the whole request), then passes all of it upstream.
+        assert not {e.name for e in Module.parse(built_plugin("http_auth").read_bytes()).exports()} & {
+            "proxy_on_request_body", "proxy_on_request_trailers"}
+        body = bytes(range(256)) * 1200
+        posted = fetch(f"http://127.0.0.1:{listen}/upload", headers={"authorization": "Bearer patient"}, data=body)
+        assert posted.status == 200
+        upstream_saw = json.loads(posted.body)
+        assert upstream_saw["headers"]["x-user"] == "patience"
+        assert upstream_saw["body"] == body.decode("utf-8", "replace")
+
         checks = [(r.method, r.path, r.headers.get("authorization"), r.headers.get("host")) for r in auth.requests]
         assert checks == [("GET", "/check", "Bearer good", "auth.local"),
                           ("GET", "/check", "Bearer bad", "auth.local"),
-                          ("GET", "/check", "", "auth.local")]  # the example forwards an empty one
+                          ("GET", "/check", "", "auth.local"),  # the example forwards an empty one
+                          ("GET", "/check", "Bearer patient", "auth.local")]
         assert envoy.stats("wasmcustom.http_auth.denied") == {"wasmcustom.http_auth.denied": 2}
 
 
