@@ -63,7 +63,7 @@ if TYPE_CHECKING:
 
 _DEFAULT_NEW_HTTP = RootContext.new_http_context
 _DEFAULT_NEW_TCP = RootContext.new_tcp_context
-_BODY_CALLBACKS = {"on_request_body": "buffer_request_body", "on_response_body": "buffer_response_body"}
+_BODY_CALLBACKS = {body: flag for flag, (body, _) in BODY_AND_TRAILER_CALLBACKS.items()}
 """Body callbacks and the flag that makes the SDK buffer them."""
 _REQUEST_HEADERS = MapType.HTTP_REQUEST_HEADERS
 _RESPONSE_HEADERS = MapType.HTTP_RESPONSE_HEADERS
