@@ -365,6 +365,7 @@ _UNEXPORTED_MARKER = "PWTOOL-UNEXPORTED "
 _MAY_LEAVE_OUT = frozenset({
     "on_log", "on_done", "on_request_headers", "on_response_headers",
     "on_request_body", "on_response_body", "on_request_trailers", "on_response_trailers",
+    "on_downstream_data", "on_upstream_data",
 })
 
 

@@ -823,27 +823,44 @@ class TcpStream:
         self.upstream_closed = False
         self.closed_by_plugin: Optional[str] = None
         self.done = False
+        self.connection_held = False  # on_new_connection answered PAUSE and nothing resumed it yet
+        self._downstream_ended = False
         vm.contexts[self.id] = self.context
         self.new_connection_action = self.emulator._op(self._open, root.id)
 
     def _open(self, root_id: int) -> Action:
         self.vm.call("on_context_create", self.context, root_id)
-        return Action(self.vm.call("on_new_connection", self.context) or 0)
+        action = Action(self.vm.call("on_new_connection", self.context) or 0)
+        self.connection_held = action != Action.CONTINUE and not self.done
+        return action
 
-    def send_downstream_data(self, data: Union[bytes, str], end_of_stream: bool = False) -> Action:
-        """Client sends bytes; returns the action. Held data stays in the buffer, as in Envoy."""
+    def send_downstream_data(self, data: Union[bytes, str], end_of_stream: bool = False) -> Optional[Action]:
+        """Client sends bytes; returns the action. Held data stays in the buffer, as in Envoy.
+
+        None when the plugin was not called: while its ``on_new_connection`` holds the
+        connection, Envoy reads nothing from the client; the plugin gets the data when it
+        resumes the connection."""
         b = data.encode() if isinstance(data, str) else bytes(data)
         return self.emulator._op(self._data, True, b, end_of_stream)
 
-    def send_upstream_data(self, data: Union[bytes, str], end_of_stream: bool = False) -> Action:
+    def send_upstream_data(self, data: Union[bytes, str], end_of_stream: bool = False) -> Optional[Action]:
         b = data.encode() if isinstance(data, str) else bytes(data)
         return self.emulator._op(self._data, False, b, end_of_stream)
 
-    def _data(self, downstream: bool, data: bytes, eos: bool) -> Action:
+    def _data(self, downstream: bool, data: bytes, eos: bool) -> Optional[Action]:
         if self.done:
             raise EmulatorError(f"TCP stream {self.id} already closed")
         buf = self.downstream_buffer if downstream else self.upstream_buffer
         buf += data
+        if downstream:
+            self._downstream_ended = self._downstream_ended or eos
+            if self.connection_held:
+                return None
+        return self._deliver(downstream, eos)
+
+    def _deliver(self, downstream: bool, eos: bool) -> Action:
+        """Hand the buffered data of one direction to the plugin; pass it on on CONTINUE."""
+        buf = self.downstream_buffer if downstream else self.upstream_buffer
         if downstream:
             self.downstream_visible = True
         else:
@@ -855,6 +872,19 @@ class TcpStream:
         if not downstream and eos and not self.done:
             self._close(False, PeerType.UNKNOWN)
         return action
+
+    def _resume_downstream(self) -> None:
+        """``proxy_continue_stream(DOWNSTREAM)``: a connection held by ``on_new_connection``
+        starts reading, so the plugin gets what the client sent meanwhile; data a data
+        callback held goes on to the next filter without calling the plugin again."""
+        if self.done:
+            return
+        if self.connection_held:
+            self.connection_held = False
+            if self.downstream_buffer or self._downstream_ended:
+                self._deliver(True, self._downstream_ended)
+            return
+        self._flush(True)
 
     def _flush(self, downstream: bool) -> None:
         if downstream:

@@ -317,7 +317,7 @@ class Hostcalls:
             stream.request.headers_visible = stream.request.body_visible = stream.request.trailers_visible = False
             self._emu.defer(lambda: stream._resume(d))
         elif isinstance(stream, TcpStream) and st == StreamType.DOWNSTREAM:
-            self._emu.defer(lambda: stream._flush(True))
+            self._emu.defer(stream._resume_downstream)
 
     def close_stream(self, stream_type: int) -> None:
         if not 0 <= stream_type <= int(StreamType.UPSTREAM):

@@ -585,6 +585,9 @@ BODY_AND_TRAILER_CALLBACKS = {
 trailers callback, which must answer PAUSE while the body callback holds the direction."""
 
 
+TCP_DATA_CALLBACKS = ("on_downstream_data", "on_upstream_data")
+
+
 def stream_creation_runs_code(cls: type[Context]) -> bool:
     """Whether the plugin's own code runs when an HTTP stream of `cls` (a context class,
     or a root class's factory) is made."""

@@ -27,6 +27,7 @@ from ._context import (
     BODY_AND_TRAILER_CALLBACKS,
     HTTP_STREAM_CALLBACKS,
     NOT_HELD,
+    TCP_DATA_CALLBACKS,
     Context,
     HttpContext,
     RootContext,
@@ -309,11 +310,14 @@ def leave_out_unused_callbacks() -> list[str]:
     (a header PAUSE is StopAllIterationAndWatermark). The build calls this once the
     plugin is imported, when every class of the plugin exists; a class made later that
     needs a left-out callback is reported when it is made (`Context.__init_subclass__`).
+    The TCP data callbacks follow the same rule: while ``on_new_connection`` holds a
+    connection, Envoy reads nothing from it, and hands the filter the data once it resumes.
     """
     no_ops: dict[str, tuple[object, ...]] = {
         "on_log": _NOOP_ON_LOG,
         "on_done": (_NOOP_ON_DONE,),
         **{name: (getattr(HttpContext, name),) for name in HTTP_STREAM_CALLBACKS},
+        **{name: (getattr(TcpContext, name),) for name in TCP_DATA_CALLBACKS},
     }
     classes: list[type[Context]] = []
     pending: list[type[Context]] = [Context]

@@ -173,6 +173,84 @@ class Trailers(HttpContext):
 proxywasm.register(Trailers)
 """
 
+TCP_COUNTS_CONNECTIONS = """
+import proxywasm
+from proxywasm import Counter, TcpContext
+
+CONNECTIONS = Counter("tcp_counts.connections")
+
+
+class Counted(TcpContext):
+    def on_new_connection(self):
+        CONNECTIONS.inc()
+
+
+class Plugin(proxywasm.RootContext):
+    tcp_context = Counted
+
+
+proxywasm.register(Plugin)
+"""
+
+TCP_WAITS_TO_CONNECT = """
+import proxywasm
+from proxywasm import TcpContext
+
+
+class Waits(TcpContext):
+    async def on_new_connection(self):
+        await proxywasm.sleep(50)
+        proxywasm.log_warn("connection let through")
+
+
+class Plugin(proxywasm.RootContext):
+    tcp_context = Waits
+
+
+proxywasm.register(Plugin)
+"""
+
+TCP_WAITS_AND_READS = """
+import proxywasm
+from proxywasm import TcpContext
+
+
+class Reads(TcpContext):
+    def on_new_connection(self):
+        return self.check()  # a coroutine from a plain callback holds the connection too
+
+    async def check(self):
+        await proxywasm.sleep(50)
+        proxywasm.log_warn("connection let through")
+
+    def on_downstream_data(self, data, end_of_stream):
+        proxywasm.log_warn(f"data {bytes(data.read())!r} {end_of_stream}")
+
+
+class Plugin(proxywasm.RootContext):
+    tcp_context = Reads
+
+
+proxywasm.register(Plugin)
+"""
+
+TCP_WATCHES_ANSWERS = """
+import proxywasm
+from proxywasm import TcpContext
+
+
+class Answers(TcpContext):
+    def on_upstream_data(self, data, end_of_stream):
+        proxywasm.log_warn(f"upstream sent {len(data)} bytes")
+
+
+class Plugin(proxywasm.RootContext):
+    tcp_context = Answers
+
+
+proxywasm.register(Plugin)
+"""
+
 LATE_CLASS = """
 import proxywasm
 from proxywasm import HttpContext
@@ -194,6 +272,7 @@ class Plugin(proxywasm.RootContext):
         class LateBuffered(HttpContext):
             buffer_response_body = True
 
+
         self.http_context = Late
         return True
 
@@ -204,7 +283,9 @@ proxywasm.register(Plugin)
 
 AFTER_HEADERS = {"proxy_on_request_body", "proxy_on_request_trailers", "proxy_on_response_body",
                  "proxy_on_response_trailers"}
-OPTIONAL = ("proxy_on_log", "proxy_on_done", "proxy_on_request_headers", "proxy_on_response_headers", *AFTER_HEADERS)
+TCP_DATA = {"proxy_on_downstream_data", "proxy_on_upstream_data"}
+OPTIONAL = ("proxy_on_log", "proxy_on_done", "proxy_on_request_headers", "proxy_on_response_headers", *AFTER_HEADERS,
+            *TCP_DATA)
 
 
 def callback_exports(module: Path) -> set[str]:
@@ -225,9 +306,14 @@ def callback_exports(module: Path) -> set[str]:
         (ASYNC_REQUEST, {"proxy_on_request_headers"}),  # Envoy holds back a held request's body
         (BUFFERS_REQUEST, {"proxy_on_request_body", "proxy_on_request_trailers"}),
         (RESPONSE_TRAILERS, {"proxy_on_response_trailers"}),
+        (TCP_COUNTS_CONNECTIONS, set()),
+        (TCP_WAITS_TO_CONNECT, set()),  # Envoy reads nothing from a connection held at its start
+        (TCP_WAITS_AND_READS, {"proxy_on_downstream_data"}),
+        (TCP_WATCHES_ANSWERS, {"proxy_on_upstream_data"}),
     ],
     ids=["plain", "response-only", "response-only-with-init", "response-only-with-factory",
-         "stream-on_log", "root-on_done", "unregistered-class", "async", "buffers-request", "response-trailers"],
+         "stream-on_log", "root-on_done", "unregistered-class", "async", "buffers-request", "response-trailers",
+         "tcp-connect-only", "tcp-async-connect", "tcp-reads-data", "tcp-upstream-only"],
 )
 def test_exports_only_the_callbacks_some_class_overrides(
     plugin_source: WritePlugin, built_plugin: Build, source: str, expected: set[str]
@@ -286,6 +372,50 @@ def test_module_without_body_callbacks_holds_and_resumes_a_request_with_a_body(
         assert not plugin.logs.error
         callbacks = {call.name for call in emulator.calls if call.kind == "callback"}
         assert "proxy_on_request_headers" in callbacks and not callbacks & AFTER_HEADERS
+
+
+def test_tcp_module_without_data_callbacks_passes_data_and_an_async_connect_holds_it(
+    plugin_source: WritePlugin, built_plugin: Build
+) -> None:
+    counts = built_plugin(plugin_source("tcp_counts", TCP_COUNTS_CONNECTIONS))
+    waits = built_plugin(plugin_source("tcp_waits", TCP_WAITS_TO_CONNECT))
+    with Emulator() as emulator:
+        plugin = emulator.load(counts, root_id="tcp_counts")
+        stream = plugin.tcp_stream()
+        stream.send_downstream_data(b"ping")
+        stream.send_upstream_data(b"pong")
+        assert bytes(stream.sent_upstream) == b"ping" and bytes(stream.sent_downstream) == b"pong"
+        assert emulator.metrics.get("tcp_counts.connections") == 1 and not plugin.logs.error
+    with Emulator() as emulator:
+        plugin = emulator.load(waits, root_id="tcp_waits")
+        stream = plugin.tcp_stream()
+        assert stream.new_connection_action == 1 and stream.connection_held  # PAUSE
+        assert stream.send_downstream_data(b"early") is None  # Envoy reads nothing meanwhile
+        assert bytes(stream.sent_upstream) == b""
+        plugin.advance(50)
+        assert not stream.connection_held and bytes(stream.sent_upstream) == b"early"
+        assert "connection let through" in plugin.logs.warn and not plugin.logs.error
+
+
+@pytest.mark.parametrize("mode", ["wasm", "native"])
+def test_a_held_connection_gets_its_data_when_it_resumes(
+    plugin_source: WritePlugin, built_plugin: Build, mode: str
+) -> None:
+    """As in Envoy (checked in tests/conformance/test_tcp_conformance.py): nothing of what
+    the client sends while on_new_connection holds reaches the plugin or the upstream;
+    when it resumes, on_downstream_data gets all of it, then the upstream."""
+    directory = plugin_source("tcp_reads", TCP_WAITS_AND_READS)
+    with Emulator() as emulator:
+        plugin = emulator.load(built_plugin(directory) if mode == "wasm" else directory, mode=mode, root_id="tcp_reads")
+        stream = plugin.tcp_stream()
+        assert stream.send_downstream_data(b"one ") is None
+        assert stream.send_downstream_data(b"two") is None
+        assert plugin.logs.warn == [] and bytes(stream.sent_upstream) == b""
+        plugin.advance(50)
+        assert plugin.logs.warn == ["connection let through", "data b'one two' False"]
+        assert bytes(stream.sent_upstream) == b"one two"
+        assert stream.send_downstream_data(b"!") == 0 and bytes(stream.sent_upstream) == b"one two!"
+        assert not plugin.logs.error
 
 
 def test_kept_on_log_still_runs(plugin_source: WritePlugin, built_plugin: Build) -> None:

@@ -164,3 +164,97 @@ def test_tcp_filter_agrees_with_envoy(tcp_wasm: Path, payload: bytes, config: di
     else:
         assert in_envoy.upstream_received == payload == in_envoy.client_received
         assert any(f"{len(payload)} bytes in, {len(payload)} bytes out" in message for _, message in in_envoy.logs)
+
+
+COUNTS_CONNECTIONS = """
+import proxywasm
+from proxywasm import Counter, TcpContext
+
+CONNECTIONS = Counter("tcp_counts.connections")
+
+
+class Counted(TcpContext):
+    def on_new_connection(self):
+        CONNECTIONS.inc()
+
+
+proxywasm.register(type("Plugin", (proxywasm.RootContext,), {"tcp_context": Counted}))
+"""
+
+WAITS_TO_CONNECT = """
+import proxywasm
+from proxywasm import TcpContext
+
+
+class Waits(TcpContext):
+    async def on_new_connection(self):
+        await proxywasm.sleep(300)
+
+
+proxywasm.register(type("Plugin", (proxywasm.RootContext,), {"tcp_context": Waits}))
+"""
+
+
+WAITS_AND_READS = """
+import proxywasm
+from proxywasm import TcpContext
+
+
+class Reads(TcpContext):
+    async def on_new_connection(self):
+        await proxywasm.sleep(300)
+        proxywasm.log_warn("reads: let through")
+
+    def on_downstream_data(self, data, end_of_stream):
+        if len(data):
+            proxywasm.log_warn(f"reads: data {bytes(data.read())!r}")
+
+
+proxywasm.register(type("Plugin", (proxywasm.RootContext,), {"tcp_context": Reads}))
+"""
+
+
+class _TimedEcho(_Echo):
+    def handle(self) -> None:
+        self.server.accepted.append(time.monotonic())  # type: ignore[attr-defined]
+        super().handle()
+
+
+def test_modules_without_data_callbacks_in_envoy(plugin_source: Any, built_plugin: Any) -> None:
+    """A module that reads no data exports no data callback, and Envoy passes the bytes
+    both ways. One whose on_new_connection awaits needs none either: Envoy reads nothing
+    from the connection (the upstream is not even dialled) until the coroutine ends,
+    though the client's data arrived at once."""
+    from pwtool.build.wasm_binary import Module
+
+    counts = built_plugin(plugin_source("tcp_counts", COUNTS_CONNECTIONS))
+    waits = built_plugin(plugin_source("tcp_waits", WAITS_TO_CONNECT))
+    reads = built_plugin(plugin_source("tcp_reads", WAITS_AND_READS))
+    exported = {name: {e.name for e in Module.parse(wasm.read_bytes()).exports()} for name, wasm in
+                (("counts", counts), ("waits", waits))}
+    for name in ("counts", "waits"):
+        assert not exported[name] & {"proxy_on_downstream_data", "proxy_on_upstream_data"}
+    for wasm, payload in ((counts, b"counted bytes " * 5000), (waits, b"early bytes"), (reads, b"read late")):
+        listen, admin = free_port(), free_port()
+        echo = _EchoServer()
+        echo.RequestHandlerClass = _TimedEcho
+        echo.accepted = []  # type: ignore[attr-defined]
+        thread = threading.Thread(target=echo.serve_forever, daemon=True)
+        thread.start()
+        try:
+            with Envoy(_tcp_config(wasm, listen, admin, echo.server_address[1], {}), admin_port=admin) as envoy:
+                sent_at = time.monotonic()
+                assert _client_exchange(listen, payload) == payload
+                stats = envoy.stats("wasmcustom.tcp_counts")
+                logs = [message for _, message in marked(envoy_wasm_logs(envoy.log_text()), "reads:")]
+                assert envoy.process is not None and envoy.process.poll() is None
+        finally:
+            echo.shutdown()
+            echo.server_close()
+        assert b"".join(echo.received) == payload
+        if wasm == counts:
+            assert stats == {"wasmcustom.tcp_counts.connections": 1}
+        else:
+            assert echo.accepted[0] - sent_at >= 0.25, "the upstream was dialled while the plugin held the connection"
+        if wasm == reads:  # the plugin gets the data only once it resumes (the emulator does the same)
+            assert logs == ["reads: let through", "reads: data b'read late'"]
