@@ -173,42 +173,9 @@ class Trailers(HttpContext):
 proxywasm.register(Trailers)
 """
 
-TCP_COUNTS_CONNECTIONS = """
-import proxywasm
-from proxywasm import Counter, TcpContext
-
-CONNECTIONS = Counter("tcp_counts.connections")
-
-
-class Counted(TcpContext):
-    def on_new_connection(self):
-        CONNECTIONS.inc()
-
-
-class Plugin(proxywasm.RootContext):
-    tcp_context = Counted
-
-
-proxywasm.register(Plugin)
-"""
-
-TCP_WAITS_TO_CONNECT = """
-import proxywasm
-from proxywasm import TcpContext
-
-
-class Waits(TcpContext):
-    async def on_new_connection(self):
-        await proxywasm.sleep(50)
-        proxywasm.log_warn("connection let through")
-
-
-class Plugin(proxywasm.RootContext):
-    tcp_context = Waits
-
-
-proxywasm.register(Plugin)
-"""
+TEST_PLUGINS = Path(__file__).parent / "plugins"
+TCP_COUNTS_CONNECTIONS = TEST_PLUGINS / "tcp_counts"
+TCP_WAITS_TO_CONNECT = TEST_PLUGINS / "tcp_waits"
 
 TCP_WAITS_AND_READS = """
 import proxywasm
@@ -227,11 +194,7 @@ class Reads(TcpContext):
         proxywasm.log_warn(f"data {bytes(data.read())!r} {end_of_stream}")
 
 
-class Plugin(proxywasm.RootContext):
-    tcp_context = Reads
-
-
-proxywasm.register(Plugin)
+proxywasm.register(type("Plugin", (proxywasm.RootContext,), {"tcp_context": Reads}))
 """
 
 TCP_WATCHES_ANSWERS = """
@@ -244,11 +207,7 @@ class Answers(TcpContext):
         proxywasm.log_warn(f"upstream sent {len(data)} bytes")
 
 
-class Plugin(proxywasm.RootContext):
-    tcp_context = Answers
-
-
-proxywasm.register(Plugin)
+proxywasm.register(type("Plugin", (proxywasm.RootContext,), {"tcp_context": Answers}))
 """
 
 LATE_CLASS = """
@@ -316,9 +275,9 @@ def callback_exports(module: Path) -> set[str]:
          "tcp-connect-only", "tcp-async-connect", "tcp-reads-data", "tcp-upstream-only"],
 )
 def test_exports_only_the_callbacks_some_class_overrides(
-    plugin_source: WritePlugin, built_plugin: Build, source: str, expected: set[str]
+    plugin_source: WritePlugin, built_plugin: Build, source: str | Path, expected: set[str]
 ) -> None:
-    module = built_plugin(plugin_source("exports", source))
+    module = built_plugin(source if isinstance(source, Path) else plugin_source("exports", source))
     assert callback_exports(module) == expected
     assert {"proxy_on_context_create", "proxy_on_delete"} <= {e.name for e in Module.parse(module.read_bytes()).exports()}
 
@@ -377,8 +336,8 @@ def test_module_without_body_callbacks_holds_and_resumes_a_request_with_a_body(
 def test_tcp_module_without_data_callbacks_passes_data_and_an_async_connect_holds_it(
     plugin_source: WritePlugin, built_plugin: Build
 ) -> None:
-    counts = built_plugin(plugin_source("tcp_counts", TCP_COUNTS_CONNECTIONS))
-    waits = built_plugin(plugin_source("tcp_waits", TCP_WAITS_TO_CONNECT))
+    counts = built_plugin(TCP_COUNTS_CONNECTIONS)
+    waits = built_plugin(TCP_WAITS_TO_CONNECT)
     with Emulator() as emulator:
         plugin = emulator.load(counts, root_id="tcp_counts")
         stream = plugin.tcp_stream()
@@ -392,7 +351,9 @@ def test_tcp_module_without_data_callbacks_passes_data_and_an_async_connect_hold
         assert stream.new_connection_action == 1 and stream.connection_held  # PAUSE
         assert stream.send_downstream_data(b"early") is None  # Envoy reads nothing meanwhile
         assert bytes(stream.sent_upstream) == b""
-        plugin.advance(50)
+        plugin.advance(299)
+        assert stream.connection_held
+        plugin.advance(1)
         assert not stream.connection_held and bytes(stream.sent_upstream) == b"early"
         assert "connection let through" in plugin.logs.warn and not plugin.logs.error
 

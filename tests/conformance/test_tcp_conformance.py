@@ -166,35 +166,6 @@ def test_tcp_filter_agrees_with_envoy(tcp_wasm: Path, payload: bytes, config: di
         assert any(f"{len(payload)} bytes in, {len(payload)} bytes out" in message for _, message in in_envoy.logs)
 
 
-COUNTS_CONNECTIONS = """
-import proxywasm
-from proxywasm import Counter, TcpContext
-
-CONNECTIONS = Counter("tcp_counts.connections")
-
-
-class Counted(TcpContext):
-    def on_new_connection(self):
-        CONNECTIONS.inc()
-
-
-proxywasm.register(type("Plugin", (proxywasm.RootContext,), {"tcp_context": Counted}))
-"""
-
-WAITS_TO_CONNECT = """
-import proxywasm
-from proxywasm import TcpContext
-
-
-class Waits(TcpContext):
-    async def on_new_connection(self):
-        await proxywasm.sleep(300)
-
-
-proxywasm.register(type("Plugin", (proxywasm.RootContext,), {"tcp_context": Waits}))
-"""
-
-
 WAITS_AND_READS = """
 import proxywasm
 from proxywasm import TcpContext
@@ -227,8 +198,8 @@ def test_modules_without_data_callbacks_in_envoy(plugin_source: Any, built_plugi
     though the client's data arrived at once."""
     from pwtool.build.wasm_binary import Module
 
-    counts = built_plugin(plugin_source("tcp_counts", COUNTS_CONNECTIONS))
-    waits = built_plugin(plugin_source("tcp_waits", WAITS_TO_CONNECT))
+    counts = built_plugin(REPO / "tests" / "build" / "plugins" / "tcp_counts")
+    waits = built_plugin(REPO / "tests" / "build" / "plugins" / "tcp_waits")
     reads = built_plugin(plugin_source("tcp_reads", WAITS_AND_READS))
     exported = {name: {e.name for e in Module.parse(wasm.read_bytes()).exports()} for name, wasm in
                 (("counts", counts), ("waits", waits))}
