@@ -588,6 +588,14 @@ trailers callback, which must answer PAUSE while the body callback holds the dir
 TCP_DATA_CALLBACKS = ("on_downstream_data", "on_upstream_data")
 
 
+def needs_body_callback(cls: type[HttpContext], flag: str) -> bool:
+    """Whether streams of `cls` need the body callback of `flag`'s direction (a key of
+    `BODY_AND_TRAILER_CALLBACKS`): the class reads or buffers that body, or its own
+    ``__init__`` / ``__new__`` may set the buffering flag per stream."""
+    body = BODY_AND_TRAILER_CALLBACKS[flag][0]
+    return getattr(cls, body) is not getattr(HttpContext, body) or bool(getattr(cls, flag)) or creation_runs_code(cls)
+
+
 def stream_creation_runs_code(cls: type[Context]) -> bool:
     """Whether the plugin's own code runs when an HTTP stream of `cls` (a context class,
     or a root class's factory) is made."""

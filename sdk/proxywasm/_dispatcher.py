@@ -33,6 +33,7 @@ from ._context import (
     RootContext,
     TcpContext,
     creation_runs_code,
+    needs_body_callback,
     overrides,
     packaged_config,
     stream_creation_runs_code,
@@ -276,10 +277,8 @@ def idle_callbacks_for(
             idle.clear()
             break
         http_class = http_context or HttpContext
-        if creation_runs_code(http_class):
-            idle.difference_update(_BODY_CALLBACKS)  # may set buffering per instance
         for name, flag in _BODY_CALLBACKS.items():
-            if getattr(http_class, name) is not getattr(HttpContext, name) or getattr(http_class, flag):
+            if needs_body_callback(http_class, flag):
                 idle.discard(name)
         for stream_class in (http_class, tcp_context):
             if stream_class is None:
@@ -333,10 +332,12 @@ def leave_out_unused_callbacks() -> list[str]:
         unused.remove("on_request_headers")
     http_classes = [cls for cls in classes if issubclass(cls, HttpContext)]
     for flag, (body, trailers) in BODY_AND_TRAILER_CALLBACKS.items():
-        # The body callback also runs for a buffering flag, which plugin code making
-        # streams may set per stream; the trailers callback stays with the body callback,
-        # since it ends a buffered body and must answer PAUSE while that callback holds.
-        if body in unused and (plugin_code_makes_streams or any(getattr(cls, flag) for cls in http_classes)):
+        # The body callback also runs for a buffering flag, which a root's own context
+        # factory may set per stream too; the trailers callback stays with the body
+        # callback, since it ends a buffered body and must answer PAUSE while that
+        # callback holds.
+        needed = plugin_code_makes_streams or any(needs_body_callback(cls, flag) for cls in http_classes)
+        if body in unused and needed:
             unused.remove(body)
         if trailers in unused and body not in unused:
             unused.remove(trailers)
