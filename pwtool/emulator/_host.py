@@ -841,22 +841,37 @@ class TcpStream:
         connection, Envoy reads nothing from the client; the plugin gets the data when it
         resumes the connection."""
         b = data.encode() if isinstance(data, str) else bytes(data)
-        return self.emulator._op(self._data, True, b, end_of_stream)
+        return self.emulator._op(self._downstream_data, b, end_of_stream)
 
-    def send_upstream_data(self, data: Union[bytes, str], end_of_stream: bool = False) -> Optional[Action]:
+    def send_upstream_data(self, data: Union[bytes, str], end_of_stream: bool = False) -> Action:
+        """The upstream sends bytes; returns the action. Held data stays in the buffer.
+
+        An error while ``on_new_connection`` holds the connection: Envoy dials the
+        upstream only once the plugin resumes it, so nothing can come from there yet."""
         b = data.encode() if isinstance(data, str) else bytes(data)
-        return self.emulator._op(self._data, False, b, end_of_stream)
+        return self.emulator._op(self._upstream_data, b, end_of_stream)
 
-    def _data(self, downstream: bool, data: bytes, eos: bool) -> Optional[Action]:
+    def _downstream_data(self, data: bytes, eos: bool) -> Optional[Action]:
+        self._check_open()
+        self.downstream_buffer += data
+        self._downstream_ended = self._downstream_ended or eos
+        if self.connection_held:
+            return None
+        return self._deliver(True, eos)
+
+    def _upstream_data(self, data: bytes, eos: bool) -> Action:
+        self._check_open()
+        if self.connection_held:
+            raise EmulatorError(
+                f"TCP stream {self.id}: upstream data while on_new_connection holds the connection; "
+                "Envoy connects the upstream only after the plugin resumes it (continue_stream)"
+            )
+        self.upstream_buffer += data
+        return self._deliver(False, eos)
+
+    def _check_open(self) -> None:
         if self.done:
             raise EmulatorError(f"TCP stream {self.id} already closed")
-        buf = self.downstream_buffer if downstream else self.upstream_buffer
-        buf += data
-        if downstream:
-            self._downstream_ended = self._downstream_ended or eos
-            if self.connection_held:
-                return None
-        return self._deliver(downstream, eos)
 
     def _deliver(self, downstream: bool, eos: bool) -> Action:
         """Hand the buffered data of one direction to the plugin; pass it on on CONTINUE."""

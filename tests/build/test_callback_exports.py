@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from pwtool.build.wasm_binary import Module
-from pwtool.emulator import Emulator
+from pwtool.emulator import Emulator, EmulatorError
 from pwtool.envoy import EchoServer, Envoy, free_port
 from pwtool.manifests import bootstrap, http_filter, plugin_config
 
@@ -351,6 +351,8 @@ def test_tcp_module_without_data_callbacks_passes_data_and_an_async_connect_hold
         assert stream.new_connection_action == 1 and stream.connection_held  # PAUSE
         assert stream.send_downstream_data(b"early") is None  # Envoy reads nothing meanwhile
         assert bytes(stream.sent_upstream) == b""
+        with pytest.raises(EmulatorError, match="connects the upstream only after the plugin resumes"):
+            stream.send_upstream_data(b"too early")  # no upstream is connected yet
         plugin.advance(299)
         assert stream.connection_held
         plugin.advance(1)
