@@ -40,9 +40,10 @@ def stat_name(name: str, tags: Mapping[str, str] | None = None) -> str:
 class _Metric:
     _type: MetricType
 
-    __slots__ = ("name", "tags", "_ids", "_children")
+    __slots__ = ("name", "tags", "_base", "_ids", "_children")
 
     def __init__(self, name: str, tags: Mapping[str, str] | None = None) -> None:
+        self._base = name  # without tags: `with_tags` adds its tags to this one's
         self.name = stat_name(name, tags)
         """The full stat name, tags included (without Envoy's ``wasmcustom.``)."""
         self.tags = dict(tags or {})
@@ -64,9 +65,7 @@ class _Metric:
         key: object = next(iter(tags.items())) if len(tags) == 1 else tuple(sorted(tags.items()))
         child = self._children.get(key)
         if child is None:
-            merged = {**self.tags, **tags}
-            base = self.name.split(".", 1)[0] if self.tags else self.name
-            child = self._children[key] = type(self)(base, merged)
+            child = self._children[key] = type(self)(self._base, {**self.tags, **tags})
         return child
 
     def get(self) -> int:

@@ -73,6 +73,8 @@ def test_metrics(probe) -> None:
         tagged.inc()
         counter.with_tags(method="GET").inc()
         assert counter.with_tags(method="GET") is counter.with_tags(method="GET")
+        tagged.with_tags(method="PUT").inc(2)  # tags added to a tagged metric: all sorted after the name
+        tagged.with_tags(method="PUT").with_tags(zone="z.1").inc()
         return counter.get(), gauge.get()
 
     assert probe.run(body) == (5, 7)
@@ -82,6 +84,8 @@ def test_metrics(probe) -> None:
     assert metrics["sdk.latency_ms"] == [12, 30]
     assert metrics["sdk.responses.code=200.route=a_b"] == 1
     assert metrics["sdk.requests.method=GET"] == 1
+    assert metrics["sdk.responses.code=200.method=PUT.route=a_b"] == 2
+    assert metrics["sdk.responses.code=200.method=PUT.route=a_b.zone=z_1"] == 1
 
 
 def test_metrics_are_per_vm(probe_factory) -> None:
