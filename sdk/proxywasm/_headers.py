@@ -189,6 +189,12 @@ class Headers:
         """Replace the whole map with `headers`."""
         self._pairs = [(_key(n), to_bytes(v)) for n, v in _pairs_of(headers)]
 
+    def update(self, headers: HeadersLike) -> None:
+        """Set several headers: each name in `headers` replaces every value of that name;
+        other headers stay."""
+        for name, value in _pairs_of(headers):
+            self.set(name, value)
+
     def _replace_cached(self, key: bytes, value: bytes) -> None:
         pairs = self._pairs
         for index, (k, _) in enumerate(pairs):
@@ -333,8 +339,7 @@ class HostHeaders(Headers):
         headers stay. Cheaper than one `set` per header when there are several.
         """
         merged = Headers(self.items_bytes())
-        for name, value in _pairs_of(headers):
-            merged.set(name, value)
+        merged.update(headers)
         self.replace_all(merged.items_bytes())
 
 

@@ -171,6 +171,10 @@ def test_headers_standalone() -> None:
     with pytest.raises(KeyError):
         h["nope"]
     assert h == proxywasm.Headers([("content-type", "text/plain")])
+    h.add("x-a", "1")
+    h.add("x-a", "2")
+    h.update({"X-A": "3", "x-b": "4"})  # each name replaces all its values; others stay
+    assert list(h) == [("content-type", "text/plain"), ("x-a", "3"), ("x-b", "4")]
 
 
 def test_body_read_and_modify(probe) -> None:
