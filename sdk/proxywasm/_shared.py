@@ -40,6 +40,11 @@ def update_shared_data(
     Reads the value with its CAS token, computes the new value and writes it with
     that token, retrying from the read when another VM wrote in between. Returns the
     value written; raises `CasMismatch` after `attempts` lost races.
+
+    Atomic once the key exists. ABI 0.2.1 has no create-if-absent: the first write of
+    an absent key is unconditional, so two VMs creating it at the same moment can lose
+    one update. Where that matters, give the key its initial value first (for example
+    in `on_configure`, with `set_shared_data` only when `get_shared_data` finds none).
     """
     key_bytes = to_bytes(key)
     for attempt in range(attempts):
