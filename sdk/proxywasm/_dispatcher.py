@@ -455,10 +455,6 @@ class Dispatcher:
         if timers is None:
             timers = self._timers[root.id] = _Timers()
         timers.user_period_ms = max(0, milliseconds)
-        if not timers.sleepers:
-            _hostcalls.set_tick_period_milliseconds(timers.user_period_ms)
-            timers.host_period_ms = timers.user_period_ms
-            return
         now = _hostcalls.get_current_time_nanoseconds()
         timers.next_user_tick_ns = now + timers.user_period_ms * 1_000_000
         self._program_ticks(timers, now)
@@ -713,6 +709,11 @@ class Dispatcher:
         root = self._root(context_id)
         timers = self._timers.get(context_id)
         if timers is None or not timers.sleepers:
+            if timers is not None and timers.host_period_ms != timers.user_period_ms:
+                # The tick the last sleepers' period was set for: back to the root's own.
+                now = _hostcalls.get_current_time_nanoseconds()
+                timers.next_user_tick_ns = now + timers.user_period_ms * 1_000_000
+                self._program_ticks(timers, now)
             self._user_tick(root)
             return
         now = _hostcalls.get_current_time_nanoseconds()
@@ -1169,8 +1170,13 @@ class Dispatcher:
         if timers is None:
             timers = self._timers[root.id] = _Timers()
         now = _hostcalls.get_current_time_nanoseconds()
-        if timers.user_period_ms and not timers.sleepers:
-            timers.next_user_tick_ns = now + timers.user_period_ms * 1_000_000
+        if timers.user_period_ms and not timers.sleepers and timers.next_user_tick_ns <= now:
+            # Nobody slept since then, so the host ticked at the root's own period from
+            # next_user_tick_ns on: the root's next tick is the next of that series
+            # (never further away, or frequent sleepers would starve on_tick).
+            period_ns = timers.user_period_ms * 1_000_000
+            behind = now - timers.next_user_tick_ns
+            timers.next_user_tick_ns += (behind // period_ns + 1) * period_ns
         timers.sequence += 1
         heappush(timers.sleepers, (now + milliseconds * 1_000_000, timers.sequence, task))
         self._program_ticks(timers, now)
@@ -1180,10 +1186,8 @@ class Dispatcher:
         candidates = []
         if timers.sleepers:
             candidates.append(timers.sleepers[0][0] - now)
-            if timers.user_period_ms:
-                candidates.append(timers.next_user_tick_ns - now)
-        elif timers.user_period_ms:
-            candidates.append(timers.user_period_ms * 1_000_000)
+        if timers.user_period_ms:
+            candidates.append(timers.next_user_tick_ns - now)
         period = max(1, -(-min(candidates) // 1_000_000)) if candidates else 0
         if period != timers.host_period_ms:
             _hostcalls.set_tick_period_milliseconds(period)

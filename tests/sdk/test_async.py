@@ -183,6 +183,28 @@ def test_sleep_keeps_user_ticks(probe) -> None:
     assert len(ticks) == 3
 
 
+def test_frequent_sleepers_do_not_starve_user_ticks(probe) -> None:
+    """Requests sleeping more often than the root's tick period still leave the root
+    its ticks, on their period."""
+    ticks = []
+    probe.hooks["on_tick"] = lambda root: ticks.append(proxywasm.current_time_ns() // 1_000_000)
+    probe.run(lambda root: root.set_tick_period(100))
+
+    async def on_request_headers(ctx, headers, eos):
+        await proxywasm.sleep(10)
+        return Action.CONTINUE
+
+    probe.hooks["on_request_headers"] = on_request_headers
+    start = probe.run(lambda root: proxywasm.current_time_ns()) // 1_000_000
+    for _ in range(20):  # one sleeping request every 50 ms for a second
+        probe.advance(25)
+        stream = probe.http_stream()
+        stream.send_request_headers(REQUEST, end_of_stream=True)
+        probe.advance(25)
+        assert not stream.request_paused
+    assert [t - start for t in ticks] == list(range(100, 1001, 100))
+
+
 def test_resume_from_tick_and_stream_gone(probe) -> None:
     held = []
     results = []
