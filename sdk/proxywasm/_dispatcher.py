@@ -1025,7 +1025,7 @@ class Dispatcher:
             finished, result = self._advance(task, None, None)
         except Exception as exc:
             if stream is None:
-                self._log_exception(exc, f"{type(context).__qualname__} async callback")
+                self._callback_failed(context, exc, "async callback")
                 return _CONTINUE
             return self._failed(context, exc, stream, getattr(coroutine, "__qualname__", "callback"))
         if finished:
@@ -1132,9 +1132,10 @@ class Dispatcher:
     def _task_failed(self, task: Task, exc: Exception) -> None:
         context = task.context
         stream = task.stream
-        self._log_exception(exc, f"{type(context).__qualname__} async callback (context {context.id})")
-        if stream is None:
+        if stream is None:  # a callout or root callback: as if it had failed synchronously
+            self._callback_failed(context, exc, f"async callback (context {context.id})")
             return
+        self._log_exception(exc, f"{type(context).__qualname__} async callback (context {context.id})")
         context._held[stream] -= 1  # type: ignore[attr-defined]
         if context.fail_open:
             self._task_finished_open(task)
@@ -1232,10 +1233,16 @@ class Dispatcher:
             if result is not None and hasattr(result, "send") and context is not None:
                 self._start(context, result, None)  # type: ignore[arg-type]
         except Exception as exc:
-            name = type(context).__qualname__ if context is not None else "plugin"
-            self._log_exception(exc, f"{name} {what}")
-            if context is not None and not context.fail_open and isinstance(context, HttpContext):
-                self._fail_closed(context, _RESPONSE if context._response_started else _REQUEST)
+            self._callback_failed(context, exc, what)
+
+    def _callback_failed(self, context: Context | None, exc: Exception, what: str) -> None:
+        """An exception escaped a callback that holds no stream itself (a callout's, a
+        gRPC stream handler's, a root's), at once or after an ``await``: log it; an HTTP
+        stream's callback then fails its stream closed, unless the plugin fails open."""
+        name = type(context).__qualname__ if context is not None else "plugin"
+        self._log_exception(exc, f"{name} {what}")
+        if context is not None and not context.fail_open and isinstance(context, HttpContext):
+            self._fail_closed(context, _RESPONSE if context._response_started else _REQUEST)
 
     # -- small helpers -------------------------------------------------------------------
 

@@ -110,6 +110,37 @@ def test_uncaught_callout_failure_fails_closed(probe) -> None:
     assert any("HttpCallFailed" in line and "Traceback" in line for line in probe.logs.error)
 
 
+def test_async_callout_callback_that_raises_fails_its_stream_closed(probe) -> None:
+    """An ``async`` callout callback that raises (at once or after an await) fails its
+    stream like a plain callback that raises: logged, then a 500, not a stream left paused."""
+    failing = {"at_once": None, "after_await": None}
+
+    def on_request_headers(ctx, headers, eos):
+        async def at_once(response):
+            raise ValueError("bad answer, at once")
+
+        async def after_await(response):
+            await proxywasm.sleep(5)
+            raise ValueError("bad answer, after a sleep")
+
+        callback = at_once if headers[":path"] == "/at_once" else after_await
+        ctx.dispatch_http_call("cluster", {":path": "/x"}, callback=callback)
+        return Action.PAUSE
+
+    probe.hooks["on_request_headers"] = on_request_headers
+    for path in failing:
+        stream = probe.http_stream()
+        stream.send_request_headers({**REQUEST, ":path": f"/{path}"}, end_of_stream=True)
+        probe.pending_http_calls[0].respond(200)
+        probe.advance(5)
+        failing[path] = stream
+    for path, stream in failing.items():
+        assert stream.local_response is not None and stream.local_response.status == 500, path
+        assert stream.local_response.details == "python_plugin_exception"
+    errors = "\n".join(probe.logs.error)
+    assert "bad answer, at once" in errors and "bad answer, after a sleep" in errors and "Traceback" in errors
+
+
 def test_async_that_does_not_suspend_is_synchronous(probe) -> None:
     async def on_request_headers(ctx, headers, eos):
         return Action.CONTINUE
