@@ -402,8 +402,11 @@ class Dispatcher:
     def activate(self, context_id: int) -> None:
         """Make `context_id` the effective context (`proxy_set_effective_context`).
 
-        Raises `StreamGone` when the host no longer knows the context.
+        Raises `StreamGone` when the host no longer knows the context, or this
+        dispatcher has deleted it.
         """
+        if self._find(context_id) is None and context_id not in self._pending:
+            raise StreamGone(f"context {context_id} is gone (the stream or connection ended)")
         try:
             _hostcalls.set_effective_context(context_id)
         except (NotFound, BadArgument) as error:
@@ -660,8 +663,11 @@ class Dispatcher:
         tasks = context._tasks
         if tasks:
             context._tasks = None
+            # The plugin's `finally` blocks run now; what they do with the deleted
+            # context raises StreamGone (no context is effective, so it is checked).
+            self.effective_context_id = 0
             for task in tasks:
-                task.coroutine.close()
+                self._close_task(task)
 
     # -- root callbacks ----------------------------------------------------------------
 
@@ -1098,7 +1104,7 @@ class Dispatcher:
                 self.activate(context.id)
             except StreamGone:
                 self._forget_task(task)
-                task.coroutine.close()
+                self._close_task(task)
                 return
         try:
             finished, result = self._advance(task, value, error)
@@ -1109,6 +1115,15 @@ class Dispatcher:
         if finished:
             self._forget_task(task)
             self._task_finished(task, result)
+
+    def _close_task(self, task: Task) -> None:
+        """End a task whose context is gone: its `finally` blocks run, and whatever they
+        raise is logged (it must not escape into the host's callback)."""
+        try:
+            task.coroutine.close()
+        except Exception as exc:
+            context = task.context
+            self._log_exception(exc, f"{type(context).__qualname__} async callback ended with context {context.id}")
 
     def _forget_task(self, task: Task) -> None:
         tasks = task.context._tasks

@@ -277,6 +277,48 @@ def test_deleted_stream_cancels_its_coroutine(probe) -> None:
     assert not probe.logs.error
 
 
+def test_finally_blocks_of_a_deleted_stream_cannot_break_the_host(probe) -> None:
+    """When a stream ends while its tasks wait, every task is closed at once, even if a
+    ``finally`` raises; touching the stream there raises StreamGone, and nothing escapes
+    into the host's on_delete."""
+    seen = []
+
+    async def on_request_headers(ctx, headers, eos):
+        try:
+            await proxywasm.sleep(1000)
+        finally:
+            try:
+                headers["x-late"] = "1"
+            except proxywasm.StreamGone as gone:
+                seen.append(("headers", type(gone).__name__))
+            try:
+                ctx.send_local_response(403)
+            except proxywasm.StreamGone as gone:
+                seen.append(("local response", type(gone).__name__))
+            raise RuntimeError(f"cleanup of {ctx.id} failed")
+
+    async def second_task(response):
+        try:
+            await proxywasm.sleep(1000)
+        finally:
+            seen.append(("second task closed", proxywasm.get_log_level() is not None))
+
+    def start_both(ctx, headers, eos):
+        ctx.dispatch_http_call("cluster", {":path": "/x"}, callback=second_task)
+        return on_request_headers(ctx, headers, eos)
+
+    probe.hooks["on_request_headers"] = start_both
+    stream = probe.http_stream()
+    stream.send_request_headers(REQUEST, end_of_stream=True)
+    probe.pending_http_calls[0].respond(200)  # the second task starts, and sleeps too
+    stream.complete()
+    assert seen == [("headers", "StreamGone"), ("local response", "StreamGone"), ("second task closed", True)]
+    errors = "\n".join(probe.logs.error)
+    assert f"cleanup of {stream.id} failed" in errors and "uncaught" not in errors
+    probe.advance(2000)  # nothing of the closed tasks runs again
+    assert len(seen) == 3
+
+
 def test_awaiting_foreign_awaitable_is_a_clear_error(probe) -> None:
     class Foreign:
         def __await__(self):

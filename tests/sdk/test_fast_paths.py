@@ -336,3 +336,49 @@ def assert_acted_on(stream, mode: str) -> None:  # type: ignore[no-untyped-def]
     mine = str(stream.id)
     assert stream.upstream_request.headers["x-id"] == mine, mode
     assert stream.downstream_response.headers["x-id"] == mine, mode
+
+
+CLEANUP = '''
+import proxywasm
+from proxywasm import Action, HttpContext
+
+
+class Cleanup(HttpContext):
+    async def on_request_headers(self, headers, end_of_stream):
+        if headers[":path"] != "/wait":
+            return Action.CONTINUE
+        try:
+            await proxywasm.sleep(1000)
+        finally:
+            try:
+                headers["x-late"] = "1"
+            except proxywasm.StreamGone:
+                proxywasm.log_info(f"stream {self.id} gone in finally")
+            raise RuntimeError(f"cleanup of {self.id} failed")
+
+    def on_response_headers(self, headers, end_of_stream):
+        headers["x-served"] = "yes"
+        return Action.CONTINUE
+
+
+proxywasm.register(Cleanup)
+'''
+
+
+@pytest.mark.parametrize("mode", ["native", "wasm"])
+def test_a_finally_that_raises_in_a_deleted_stream_is_logged_not_uncaught(plugin_source, built_plugin, mode: str) -> None:
+    directory = plugin_source("cleanup", CLEANUP)
+    with Emulator() as emulator:
+        plugin = load(emulator, directory, mode, built_plugin)
+        ended = plugin.http_stream()
+        ended.send_request_headers([*REQUEST[:1], (":path", "/wait"), *REQUEST[2:]], end_of_stream=True)
+        ended.complete()
+        assert f"stream {ended.id} gone in finally" in plugin.logs.info
+        errors = "\n".join(plugin.logs.error)
+        assert f"cleanup of {ended.id} failed" in errors and "uncaught" not in errors, errors
+        plugin.advance(1000)  # the closed task never wakes
+        later = plugin.http_stream()
+        later.send_request_headers(REQUEST, end_of_stream=True)
+        later.send_response_headers([(":status", "200")], end_of_stream=True)
+        assert later.downstream_response.headers["x-served"] == "yes"
+        assert "\n".join(plugin.logs.error).count("cleanup of") == 1
