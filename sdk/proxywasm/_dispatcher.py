@@ -821,10 +821,10 @@ class Dispatcher:
         try:
             if context.buffer_request_body:
                 # Trailers end the body: hand the buffered body over first.
-                result = context.on_request_body(context.request_body(), True)
-                if result is not None and result is not _CONTINUE:
-                    return self._action(context, result, _REQUEST)
-            result = context.on_request_trailers(context.request_trailers)
+                result = _then(context.on_request_body(context.request_body(), True),
+                               lambda: context.on_request_trailers(context.request_trailers))
+            else:
+                result = context.on_request_trailers(context.request_trailers)
         except Exception as exc:
             return self._failed(context, exc, _REQUEST, "on_request_trailers")
         return self._action(context, result, _REQUEST)
@@ -834,10 +834,10 @@ class Dispatcher:
         context = self._http(context_id)
         try:
             if context.buffer_response_body:
-                result = context.on_response_body(context.response_body(), True)
-                if result is not None and result is not _CONTINUE:
-                    return self._action(context, result, _RESPONSE)
-            result = context.on_response_trailers(context.response_trailers)
+                result = _then(context.on_response_body(context.response_body(), True),
+                               lambda: context.on_response_trailers(context.response_trailers))
+            else:
+                result = context.on_response_trailers(context.response_trailers)
         except Exception as exc:
             return self._failed(context, exc, _RESPONSE, "on_response_trailers")
         return self._action(context, result, _RESPONSE)
@@ -1288,6 +1288,27 @@ class Dispatcher:
 
     def _log_exception(self, exc: BaseException, where: str) -> None:
         self._log(LogLevel.ERROR, f"exception in {where}:\n{format_exception(exc)}")
+
+
+def _then(first: object, second: Callable[[], object]) -> object:
+    """The result of callback `first`, or when it lets the stream go on, of calling
+    `second`: a buffered body's callback, then the trailers callback. When either is
+    ``async``, a coroutine that awaits them in that order."""
+    if first is None or first is _CONTINUE:
+        return second()
+    if isinstance(first, int):
+        return first
+    return _await_then(first, second)
+
+
+async def _await_then(first: Any, second: Callable[[], object]) -> object:
+    result = await first
+    if result is not None and result != _CONTINUE:
+        return result
+    result = second()
+    if result is not None and not isinstance(result, int):
+        result = await result  # type: ignore[misc]
+    return result
 
 
 def _peer(value: int) -> PeerType:

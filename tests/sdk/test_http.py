@@ -237,6 +237,44 @@ def test_buffered_body_delivered_before_trailers(probe) -> None:
     assert events == [("body", b"xyz"), ("trailers", "1")]
 
 
+def test_async_buffered_body_callback_then_trailers(probe) -> None:
+    """An ``async`` body callback of a buffered body ends before the trailers callback
+    runs, in both directions, and the stream goes on with both."""
+    events = []
+
+    async def body(direction, ctx, b, eos):
+        events.append((direction, "body", b.read(), eos))
+        await proxywasm.sleep(5)
+        b.append(b"+")
+        events.append((direction, "body done"))
+        return Action.CONTINUE
+
+    def trailers(direction, ctx, t):
+        events.append((direction, "trailers", t.get("t")))
+        t["x-seen"] = direction
+
+    def buffer_both(ctx, headers, eos):
+        ctx.buffer_request_body = ctx.buffer_response_body = True
+
+    probe.hooks["on_request_headers"] = buffer_both
+    probe.hooks["on_request_body"] = lambda ctx, b, eos: body("request", ctx, b, eos)
+    probe.hooks["on_request_trailers"] = lambda ctx, t: trailers("request", ctx, t)
+    probe.hooks["on_response_body"] = lambda ctx, b, eos: body("response", ctx, b, eos)
+    probe.hooks["on_response_trailers"] = lambda ctx, t: trailers("response", ctx, t)
+    stream = probe.http_stream()
+    stream.send_request(REQUEST, body="xyz", trailers={"t": "1"})
+    assert events == [("request", "body", b"xyz", True)] and stream.request_paused
+    probe.advance(5)
+    assert events[1:] == [("request", "body done"), ("request", "trailers", "1")]
+    assert not stream.request_paused
+    assert stream.upstream_request.body == b"xyz+" and stream.upstream_request.trailers["x-seen"] == "request"
+    stream.send_response(200, body="abc", trailers={"t": "2"})
+    probe.advance(5)
+    assert events[3:] == [("response", "body", b"abc", True), ("response", "body done"), ("response", "trailers", "2")]
+    assert stream.downstream_response.body == b"abc+"
+    assert stream.downstream_response.trailers["x-seen"] == "response"
+
+
 def test_trailers(probe) -> None:
     def on_response_trailers(ctx, trailers):
         trailers["grpc-status"] = "0"
