@@ -49,6 +49,7 @@ SCENARIOS = [
     Scenario("raise-body", "exception", Request("/raise-body", "POST", body=b"abc"), RESP, UP),
     Scenario("raise-response-headers", "exception", Request("/raise-response-headers"), RESP, UP),
     Scenario("raise-response-body", "exception", Request("/raise-response-body"), RESP, UP),
+    Scenario("raise-callout-callback", "exception", Request("/raise-callout-callback"), RESP, UP),
     Scenario("after-errors", "exception", Request("/headers"), RESP, UP, metrics=("conformance.requests",)),
 ]
 
@@ -76,3 +77,16 @@ def test_emulator_agrees_with_envoy(observed, scenario: Scenario) -> None:
     envoy, emulated = observed
     problems = diff({scenario.name: envoy[scenario.name]}, {scenario.name: emulated[scenario.name]})
     assert not problems, "\n".join(problems)
+
+
+def test_exceptions_fail_closed_in_envoy(observed) -> None:
+    """Beside agreeing with the emulator: in Envoy, a Python exception before the
+    request went upstream (in a callback, or in an async callout callback after an await)
+    answers 500 with the traceback in Envoy's log; the request never reaches the upstream
+    whole (a body callback's request went on with its headers)."""
+    envoy, _ = observed
+    for name in ("raise-request", "raise-body", "raise-callout-callback"):
+        seen = envoy[name]
+        assert seen.status == 500, (name, seen)
+        assert seen.upstream is None if name != "raise-body" else seen.upstream[3] is None, (name, seen)
+        assert any("Traceback" in message for _, message in seen.logs), (name, seen.logs)

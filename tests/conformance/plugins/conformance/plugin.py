@@ -103,6 +103,16 @@ class Stream(HttpContext):
             proxywasm.log_critical(f"{self.tag} critical line")
         elif path == "/raise-request":
             raise ValueError(f"{self.tag} boom in request headers")
+        elif path == "/raise-callout-callback":
+            async def answered(response):
+                await proxywasm.sleep(50)
+                raise ValueError(f"{self.tag} boom in an async callout callback ({response.status})")
+
+            self.dispatch_http_call(
+                config["callout_cluster"], {":method": "GET", ":path": "/check", ":authority": "callout"},
+                timeout_ms=config["callout_timeout_ms"], callback=answered,
+            )
+            return Action.PAUSE
         return Action.CONTINUE
 
     def on_request_body(self, body, end_of_stream):
