@@ -1033,7 +1033,7 @@ class Dispatcher:
             if stream is None:
                 self._callback_failed(context, exc, "async callback")
                 return _CONTINUE
-            return self._failed(context, exc, stream, getattr(coroutine, "__qualname__", "callback"))
+            return self._failed(context, exc, stream, getattr(coroutine, "__name__", "callback"))
         if finished:
             if stream is None:
                 return _CONTINUE
