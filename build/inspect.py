@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pwtool.abi import ABI_VERSION_EXPORTS, ENVOY_WASI_FUNCTIONS, hostcalls_for
-from pwtool.build.wasm_binary import KIND_FUNC, Module
+from pwtool.build.wasm_binary import KIND_FUNC, Module, WasmFormatError
 
 METADATA_SECTION = "pwtool.plugin"
+_JSON_KINDS = {list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
 
 
 @dataclass
@@ -48,7 +49,8 @@ class ModuleReport:
 
 
 def inspect_module(data: bytes) -> ModuleReport:
-    """Analyse a module given as bytes (raises WasmFormatError if it is not one)."""
+    """Analyse a module given as bytes (raises WasmFormatError if it is not one, or if its
+    pwtool.plugin section holds JSON that is not the object ``pwtool build`` writes)."""
     module = Module.parse(data)
     types = module.types()
     exports = module.exports()
@@ -78,6 +80,11 @@ def inspect_module(data: bytes) -> ModuleReport:
             plugin = json.loads(metadata)
         except ValueError:
             problems.append(f"custom section {METADATA_SECTION!r} is not valid JSON")
+        if plugin is not None and not isinstance(plugin, dict):
+            raise WasmFormatError(
+                f"custom section {METADATA_SECTION!r} holds a JSON {_JSON_KINDS.get(type(plugin), 'value')}, not the object "
+                "`pwtool build` writes there: the module's metadata is damaged. Fix: rebuild the module with "
+                "`pwtool build`")
     return ModuleReport(
         size=len(data),
         sha256=hashlib.sha256(data).hexdigest(),

@@ -15,6 +15,9 @@ from __future__ import annotations
 import hashlib
 import json
 import marshal
+import os
+import sys
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -36,6 +39,9 @@ BOOT_SOURCE = Path(__file__).resolve().parent / "runtime" / "boot" / "boot.py"
 _STATUS_UNIMPLEMENTED = 12
 _PRECOMPILED = -1  # the `optimize` of a bundled module whose payload is marshalled code
 _BUILD_TIME_NS = 1_700_000_000 * 10**9  # the clock the interpreter sees while building
+IMPORT_TIMEOUT_ENV = "PWTOOL_IMPORT_TIMEOUT"
+_DEFAULT_IMPORT_TIMEOUT_S = 60.0  # importing a plugin takes well under a second; 60 s is a loop that never ends
+_NOT_REGISTERED = "PWTOOL-NOT-REGISTERED"  # build/runtime/boot/boot.py: the SDK was imported, nothing registered
 
 BundleModules = dict[str, tuple[bool, str, bytes, int]]
 Preload = list[tuple[str, str, int, bool]]
@@ -90,16 +96,63 @@ def default_output(metadata: PluginMetadata) -> Path:
     return Path("dist") / f"{metadata.name}.wasm"
 
 
-def sdk_directory() -> Path:
-    """The directory that holds the ``proxywasm`` package bundled into plugins."""
-    import importlib.util
+def check_output(target: Path, plugin_dir: Path, metadata: PluginMetadata) -> None:
+    """Refuse, before building, an output path the module cannot or must not be written to:
+    one that names no file, a directory, a path under a file, or a source file of the plugin
+    (anything in the plugin directory but a ``.wasm``, such as an earlier build's output)."""
+    where = f"plugin {metadata.name!r}: output {'' if target == Path() else str(target)!r}"  # -o '' is Path('.')
+    if not target.name or target.name in (".", ".."):
+        raise BuildError(f"{where} names no file. Fix: pass -o a file path such as dist/{metadata.name}.wasm")
+    if target.is_dir():
+        raise BuildError(f"{where} is a directory. Fix: pass -o a file path such as {target / metadata.name}.wasm")
+    for parent in target.parents:
+        if parent.exists() and not parent.is_dir():
+            raise BuildError(f"{where}: {parent} is a file, not a directory, so the module cannot be written "
+                             f"there. Fix: remove or rename {parent}, or pass -o another path")
+    resolved, source_root = target.resolve(), plugin_dir.resolve()
+    if resolved.is_file() and resolved.suffix != ".wasm" and resolved.is_relative_to(source_root):
+        raise BuildError(f"{where} is {resolved.relative_to(source_root)} in the plugin directory {plugin_dir}; "
+                         f"writing the module there would destroy it. Fix: pass -o a .wasm path, for example "
+                         f"dist/{metadata.name}.wasm")
 
-    # find_spec locates the package without running it: it imports _proxywasm, which
-    # only exists inside a module (or under the emulator).
-    spec = importlib.util.find_spec("proxywasm")
-    if spec is None or spec.origin is None:
-        raise BuildError("the proxywasm SDK is not installed. Fix: pip install -e . in the pwtool checkout")
-    return Path(spec.origin).resolve().parent.parent
+
+def _write_module(target: Path, module: bytes, metadata: PluginMetadata) -> None:
+    try:
+        write_atomically(target, module)
+    except OSError as error:
+        raise BuildError(f"plugin {metadata.name!r}: cannot write the module to {target}: "
+                         f"{error.strerror or error}. Fix: pass -o a path in a directory you can write to, "
+                         f"such as dist/{metadata.name}.wasm") from None
+
+
+def sdk_directory() -> Path:
+    """The directory that holds the ``proxywasm`` package bundled into plugins.
+
+    Found as the import system finds it, except that a directory named ``proxywasm``
+    without ``__init__.py`` (a namespace package, for example a plugin directory in the
+    current directory) does not count: it would shadow an editable install of the SDK.
+    """
+    shadows: list[str] = []
+    for finder in sys.meta_path:
+        find_spec = getattr(finder, "find_spec", None)
+        if find_spec is None:
+            continue
+        # find_spec locates the package without running it: it imports _proxywasm, which
+        # only exists inside a module (or under the emulator).
+        try:
+            spec = find_spec("proxywasm", None)
+        except (ImportError, ValueError):
+            continue
+        if spec is None:
+            continue
+        if spec.origin is None or spec.loader is None:  # a namespace package: a directory, not the SDK
+            shadows += [str(location) for location in spec.submodule_search_locations or ()]
+            continue
+        return Path(spec.origin).resolve().parent.parent
+    if shadows:
+        raise BuildError(f"the proxywasm SDK is not installed; only {', '.join(shadows)}, a directory that is "
+                         "not the SDK, has its name. Fix: pip install -e . in the pwtool checkout")
+    raise BuildError("the proxywasm SDK is not installed. Fix: pip install -e . in the pwtool checkout")
 
 
 def build_plugin(
@@ -122,6 +175,9 @@ def build_plugin(
     started = time.monotonic()
     plugin_dir = Path(plugin_dir)
     metadata = load_metadata(plugin_dir)
+    target = Path(output) if output is not None else default_output(metadata)
+    check_output(target, plugin_dir, metadata)
+    import_timeout = _import_timeout()
     runtime = ensure_runtime(say)
     closure = collect_imports(plugin_dir, sdk_directory(), runtime.stdlib, builtin_module_names(SHIM_DIR))
     say(f"Compiling {metadata.name}: {len(closure.modules)} modules inside the wasm interpreter")
@@ -130,14 +186,13 @@ def build_plugin(
                0 if source.origin == "plugin" else 2)
         for name, source in closure.modules.items()
     }
-    engine = wasmtime.Engine()
+    engine = _engine()
     compiled = _compile_sources(runtime, engine, sources, metadata, plugin_dir)
     code = {name: (entry[0], entry[1], compiled[name], _PRECOMPILED) for name, entry in sources.items()}
     preload = [(site.module, str(site.file), site.line, site.required) for site in closure.preload]
     bundle = _make_bundle("load", metadata, code, preload, keep_compiler, defer_plugin)
-    module = _snapshot_plugin(runtime, engine, bundle, metadata, plugin_dir, keep_compiler)
-    target = Path(output) if output is not None else default_output(metadata)
-    write_atomically(target, module)
+    module = _snapshot_plugin(runtime, engine, bundle, metadata, plugin_dir, keep_compiler, import_timeout)
+    _write_module(target, module, metadata)
     return BuildResult(
         path=target,
         size=len(module),
@@ -149,6 +204,50 @@ def build_plugin(
         code=code,
         preload=preload,
     )
+
+
+def _engine() -> wasmtime.Engine:
+    """The build's engine: with epoch interruption, so that an import that never ends can be stopped."""
+    config = wasmtime.Config()
+    config.epoch_interruption = True
+    return wasmtime.Engine(config)
+
+
+def _import_timeout() -> float:
+    """How long the plugin's import may run at build time: $PWTOOL_IMPORT_TIMEOUT seconds, else 60."""
+    raw = os.environ.get(IMPORT_TIMEOUT_ENV, "").strip()
+    if not raw:
+        return _DEFAULT_IMPORT_TIMEOUT_S
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0:
+        raise BuildError(f"${IMPORT_TIMEOUT_ENV} is {raw!r}. Fix: set it to a number of seconds greater than 0, "
+                         "or unset it for the default of 60")
+    return seconds
+
+
+class _Watchdog:
+    """Interrupts the engine's running wasm once ``seconds`` have passed (epoch interruption:
+    a store set to a deadline of one epoch traps when the timer moves the engine's epoch on)."""
+
+    def __init__(self, engine: wasmtime.Engine, seconds: float) -> None:
+        self.fired = threading.Event()
+
+        def expire() -> None:
+            self.fired.set()
+            engine.increment_epoch()
+
+        self._timer = threading.Timer(seconds, expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> "_Watchdog":
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
 
 
 def _compile_sources(runtime: Runtime, engine: wasmtime.Engine, sources: BundleModules, metadata: PluginMetadata,
@@ -315,9 +414,9 @@ def _run_boot(runtime: Runtime, engine: wasmtime.Engine, bundle: bytes, metadata
     host = _BuildHost(capture_stdout=True)
     try:
         store, instance, _ = instantiate(runtime.wasm.read_bytes(), host.define, engine,
-                                         runtime.wasm.parent / "compiled")
+                                         runtime.wasm.parent / "compiled", epoch_deadline=1)
         status = _boot(store, instance, bundle)
-    except wasmtime.WasmtimeError as error:
+    except (wasmtime.WasmtimeError, wasmtime.Trap) as error:
         raise BuildError(f"{plugin_dir}: the runtime trapped while compiling plugin {metadata.name!r}: {error}") from None
     if status != 0:
         raise BuildError(_explain_failure(plugin_dir, metadata, host))
@@ -326,7 +425,7 @@ def _run_boot(runtime: Runtime, engine: wasmtime.Engine, bundle: bytes, metadata
 
 def _snapshot_plugin(
     runtime: Runtime, engine: wasmtime.Engine, bundle: bytes, metadata: PluginMetadata, plugin_dir: Path,
-    keep_compiler: bool,
+    keep_compiler: bool, import_timeout: float = _DEFAULT_IMPORT_TIMEOUT_S,
 ) -> bytes:
     runtime_bytes = runtime.wasm.read_bytes()
     host = _BuildHost(capture_stdout=True)
@@ -335,17 +434,26 @@ def _snapshot_plugin(
         if _boot(store, instance, bundle) != 0:
             raise BuildError(_explain_failure(plugin_dir, metadata, host))
 
+    watchdog = _Watchdog(engine, import_timeout)
     try:
-        module = snapshot(
-            runtime_bytes,
-            host.define,
-            initialize,
-            initialize_with="pwtool_snapshot_initialize",
-            drop_exports=("pwtool_boot",),
-            engine=engine,
-            compile_cache=runtime.wasm.parent / "compiled",
-        )
-    except wasmtime.WasmtimeError as error:
+        with watchdog:
+            module = snapshot(
+                runtime_bytes,
+                host.define,
+                initialize,
+                initialize_with="pwtool_snapshot_initialize",
+                drop_exports=("pwtool_boot",),
+                engine=engine,
+                compile_cache=runtime.wasm.parent / "compiled",
+                epoch_deadline=1,
+            )
+    except (wasmtime.WasmtimeError, wasmtime.Trap) as error:
+        if watchdog.fired.is_set():
+            raise BuildError(
+                f"{plugin_dir / (ENTRY_MODULE + '.py')}: plugin {metadata.name!r}: importing plugin.py (with what it "
+                f"imports) did not finish within {import_timeout:g} s: does module-level code loop forever? Fix: "
+                "move long-running work out of module-level code into a callback such as on_configure; if "
+                f"the import really needs longer, set ${IMPORT_TIMEOUT_ENV} to more seconds") from None
         raise BuildError(f"{plugin_dir}: the runtime trapped while importing plugin {metadata.name!r}: {error}") from None
     if not keep_compiler:
         module, _ = strip_build_only_code(module, runtime.wasm.parent)
@@ -385,6 +493,10 @@ def _unused_callbacks(stdout: bytes, plugin_dir: Path, metadata: PluginMetadata)
 
 def _explain_failure(plugin_dir: Path, metadata: PluginMetadata, host: _BuildHost) -> str:
     text = "".join(message if message.endswith("\n") else message + "\n" for _, message in host.logs)
+    if _NOT_REGISTERED in text:
+        return (f"{plugin_dir / (ENTRY_MODULE + '.py')}: plugin {metadata.name!r} never calls "
+                "proxywasm.register(...), so Envoy would refuse to start the module (on_vm_start fails). Fix: call "
+                "proxywasm.register(YourRootContext) at the end of plugin.py.")
     marker = "PWTOOL-BUILD-ERROR "
     if marker in text:
         detail = text[text.index(marker) + len(marker):]

@@ -28,15 +28,17 @@ def snapshot(
     drop_exports: tuple[str, ...] = (),
     engine: wasmtime.Engine | None = None,
     compile_cache: Path | None = None,
+    epoch_deadline: int | None = None,
 ) -> bytes:
     """Instantiate ``module_bytes``, run ``initialize`` and return the snapshotted module.
 
     ``define_imports`` fills the linker with the imports the initialiser needs;
     ``initialize_with`` is the exported no-op that replaces ``_initialize``. With
-    ``compile_cache``, wasmtime's compiled code is kept there between runs.
+    ``compile_cache``, wasmtime's compiled code is kept there between runs. An ``engine``
+    with epoch interruption needs ``epoch_deadline`` (in epochs from now).
     """
     engine = engine or wasmtime.Engine()
-    store, instance, exposed = instantiate(module_bytes, define_imports, engine, compile_cache)
+    store, instance, exposed = instantiate(module_bytes, define_imports, engine, compile_cache, epoch_deadline)
     initialize(store, instance)
 
     exports = instance.exports(store)
@@ -52,13 +54,17 @@ def snapshot(
 
 
 def instantiate(
-    module_bytes: bytes, define_imports: LinkerSetup, engine: wasmtime.Engine, compile_cache: Path | None = None
+    module_bytes: bytes, define_imports: LinkerSetup, engine: wasmtime.Engine, compile_cache: Path | None = None,
+    epoch_deadline: int | None = None,
 ) -> tuple[wasmtime.Store, wasmtime.Instance, dict[str, int]]:
     """Instantiate ``module_bytes`` with its mutable globals exported (as `snapshot` runs
-    it); returns the store, the instance and {export name: global index}."""
+    it); returns the store, the instance and {export name: global index}. With
+    ``epoch_deadline``, the store traps once the engine's epoch has moved on that many times."""
     instrumented, exposed = expose_mutable_globals(module_bytes)
     module = _compile(engine, instrumented, compile_cache)
     store = wasmtime.Store(engine)
+    if epoch_deadline is not None:
+        store.set_epoch_deadline(epoch_deadline)
     linker = wasmtime.Linker(engine)
     define_imports(linker, store, module)
     return store, linker.instantiate(store, module), exposed

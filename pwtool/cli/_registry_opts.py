@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -48,13 +47,6 @@ def credentials_from(registry: str, username: str | None, password: str | None,
         raise click.UsageError("pass both --username and --password (or PWTOOL_REGISTRY_USERNAME and "
                                "PWTOOL_REGISTRY_PASSWORD), or neither to use the docker config")
     return resolve_credentials(registry, username, password, docker_config)
-
-
-def fail(message: str, as_json: bool) -> None:
-    """Report an error (also as JSON on stdout with ``--json``) and exit 1."""
-    if as_json:
-        click.echo(json.dumps({"error": message}))
-    raise click.ClickException(message)
 
 
 class ProgressPrinter:

@@ -10,6 +10,7 @@ import click
 from pwtool.build import BuildError, PluginError, build_plugin
 from pwtool.build.devmodule import ensure_dev_module, plugin_vm_configuration
 from pwtool.build.runtime.recipe import RuntimeBuildError
+from pwtool.cli._errors import fail
 
 
 @click.command("build")
@@ -35,10 +36,14 @@ def command(plugin_dir: Path, output: Path | None, keep_compiler: bool, as_json:
         result = build_plugin(plugin_dir, output, progress=progress, keep_compiler=keep_compiler)
         if dev_vm_config is not None:
             dev_module = ensure_dev_module(progress)
-            dev_vm_config.write_text(plugin_vm_configuration(result, dev_module, keep_compiler=keep_compiler))
+            try:
+                dev_vm_config.write_text(plugin_vm_configuration(result, dev_module, keep_compiler=keep_compiler))
+            except OSError as error:
+                raise BuildError(f"cannot write the VM configuration to {dev_vm_config}: "
+                                 f"{error.strerror or error}") from None
             extra["dev_module"] = str(dev_module.path)
     except (PluginError, BuildError, RuntimeBuildError) as error:
-        raise click.ClickException(str(error)) from None
+        fail(str(error), as_json)
     if as_json:
         click.echo(json.dumps(result.to_json() | extra, indent=2))
         return

@@ -9,6 +9,7 @@ import click
 
 from pwtool.build.inspect import inspect_module
 from pwtool.build.wasm_binary import WasmFormatError
+from pwtool.cli._errors import fail
 
 
 @click.command("inspect")
@@ -23,7 +24,9 @@ def command(wasm: Path, as_json: bool) -> None:
     try:
         report = inspect_module(wasm.read_bytes())
     except WasmFormatError as error:
-        raise click.ClickException(f"{wasm}: {error}") from None
+        fail(f"{wasm}: {error}", as_json)
+    except OSError as error:
+        fail(f"{wasm}: cannot read it: {error.strerror or error}", as_json)
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2))
     else:

@@ -10,6 +10,7 @@ from typing import Any
 import click
 import yaml
 
+from pwtool.cli._errors import fail
 from pwtool.manifests import (
     FAIL_STRATEGIES, FAILURE_POLICIES, PHASES, PULL_POLICIES, RUNTIMES, ManifestError, PluginInfo, bootstrap,
     ecds_filter, ecds_resource, fetch_cluster, http_filter, load_plugin, merge_settings, normalize_sha256,
@@ -46,27 +47,81 @@ def _leading_comments(path: Path) -> str:
     if not path.is_file():
         return ""
     lines = []
-    for line in path.read_text().splitlines(keepends=True):
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True):
         if not line.startswith("#"):
             break
         lines.append(line)
     return "".join(lines)
 
 
-def _emit(text: str, output: Path | None, keep_header: bool = False) -> None:
+_OUTPUT_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def _is_module(path: Path) -> bool:
+    try:
+        with path.open("rb") as handle:
+            return handle.read(4) == b"\0asm"
+    except OSError:
+        return False
+
+
+def _check_output(output: Path | None, info: PluginInfo) -> None:
+    """Refuse, before rendering, an -o that cannot be written or would overwrite the plugin's
+    own files (anything in its directory but an earlier .yaml/.yml/.json output) or a module."""
+    if output is None:
+        return
+    if not output.name:
+        raise ManifestError("-o '' names no file. Fix: pass -o a file path such as manifests/plugin.yaml")
+    for parent in output.parents:
+        if parent.exists() and not parent.is_dir():
+            raise ManifestError(f"-o {output}: {parent} is a file, not a directory. Fix: remove or rename "
+                                f"{parent}, or pass -o another path")
+    resolved = output.resolve()
+    if resolved.is_file() and _is_module(resolved):
+        raise ManifestError(f"-o {output} is a WebAssembly module; writing the manifest there would destroy it. "
+                            "Fix: pass -o a .yaml or .json path")
+    if info.path is None or not resolved.is_file() or resolved.suffix.lower() in _OUTPUT_SUFFIXES:
+        return
+    source_root = info.path.resolve()
+    if resolved.is_relative_to(source_root):
+        raise ManifestError(f"-o {output} is {resolved.relative_to(source_root)} in the directory of plugin "
+                            f"{info.name!r} ({info.path}); writing the manifest there would destroy it. Fix: pass "
+                            "-o a .yaml or .json path")
+
+
+def _emit(text: str, output: Path | None, as_json: bool, keep_header: bool = False) -> None:
     if output is None:
         click.echo(text, nl=False)
-    else:
+        return
+    try:
         header = _leading_comments(output) if keep_header else ""
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(header + text)
-        click.echo(f"wrote {output}", err=True)
+    except OSError as error:
+        fail(f"cannot write {output}: {error.strerror or error}. Fix: pass -o a path in a directory you can "
+             "write to", as_json)
+    click.echo(f"wrote {output}", err=True)
 
 
-def _image_digest(wasm: Path, fmt: str, manifest_type: str) -> str:
+def _read_module(wasm: Path) -> bytes:
+    """The bytes of the module --wasm names; a ManifestError unless it is a WebAssembly module."""
+    try:
+        module = wasm.read_bytes()
+    except OSError as error:
+        raise ManifestError(f"--wasm {wasm}: cannot read it: {error.strerror or error}") from None
+    if not module.startswith(b"\0asm"):
+        raise ManifestError(f"--wasm {wasm} is not a WebAssembly module (no \\0asm magic). Fix: pass the .wasm "
+                            "file `pwtool build` wrote, for example dist/NAME.wasm")
+    return module
+
+
+def _image_digest(module: bytes, fmt: str, manifest_type: str) -> str:
     from pwtool.oci import build_image
 
-    return build_image(wasm.read_bytes(), fmt, manifest_type).digest
+    try:
+        return build_image(module, fmt, manifest_type).digest
+    except ValueError as error:
+        raise ManifestError(f"--wasm with --format {fmt} --manifest-type {manifest_type}: {error}") from None
 
 
 @click.group("manifest")
@@ -129,13 +184,15 @@ def istio(plugin_dir: Path | None, url: str, sha256: str | None, wasm: Path | No
     """
     try:
         info = _plugin(plugin_dir, plugin_name, root_id)
+        _check_output(output, info)
         if sha256 and wasm:
             raise ManifestError("pass --sha256 or --wasm, not both")
         if wasm is not None:
+            module = _read_module(wasm)
             if url.startswith("oci://"):
-                sha256 = _image_digest(wasm, fmt, manifest_type)
+                sha256 = _image_digest(module, fmt, manifest_type)
             else:
-                sha256 = hashlib.sha256(wasm.read_bytes()).hexdigest()
+                sha256 = hashlib.sha256(module).hexdigest()
         elif sha256 is None and url.startswith("oci://") and "@sha256:" in url:
             sha256 = url.rsplit("@sha256:", 1)[1]
         if sha256 is not None:
@@ -160,10 +217,10 @@ def istio(plugin_dir: Path | None, url: str, sha256: str | None, wasm: Path | No
             plugin_type=plugin_type,
         )
     except ManifestError as exc:
-        raise click.ClickException(str(exc)) from exc
+        fail(str(exc), as_json)
     if sha256 is None and not url.startswith("oci://"):
         click.echo(f"warning: no --sha256 for {url}; Istio will load whatever that URL serves", err=True)
-    _emit(json.dumps(doc, indent=2) + "\n" if as_json else to_yaml(doc), output, keep_header=not as_json)
+    _emit(json.dumps(doc, indent=2) + "\n" if as_json else to_yaml(doc), output, as_json, keep_header=not as_json)
 
 
 @command.command("envoy")
@@ -210,8 +267,11 @@ def envoy(plugin_dir: Path | None, kind: str, wasm: Path | None, url: str | None
       pwtool manifest envoy plugins/hello --kind ecds --wasm dist/hello.wasm -o ecds/hello.yaml
       pwtool manifest envoy plugins/shared_queue --kind service --root-id consumer --wasm dist/shared_queue.wasm
     """
+    if kind == "ecds" and full and ecds_path is None:
+        raise click.UsageError("--kind ecds --bootstrap needs --ecds-path (where the ECDS file lives)")
     try:
         info = _plugin(plugin_dir, plugin_name, root_id)
+        _check_output(output, info)
         if wasm is not None:
             wasm = wasm.resolve()
             if not wasm.is_file():
@@ -222,28 +282,28 @@ def envoy(plugin_dir: Path | None, kind: str, wasm: Path | None, url: str | None
             env=_pairs(env, "--env") or None, host_env=list(host_env) or None, fetch_cluster=fetch_cluster,
             fetch_retries=fetch_retries,
         )
+        clusters = [fetch_cluster_cfg(url, fetch_cluster)] if url else []
+        result: Any
+        if kind == "filter":
+            result = http_filter(pc)
+            if full:
+                result = bootstrap(http_filters=[result], clusters=clusters, listen_port=listen_port,
+                                   upstream=upstream)
+        elif kind == "ecds":
+            result = ecds_resource(pc, version=version_info)
+            if full:
+                assert ecds_path is not None
+                result = bootstrap(http_filters=[ecds_filter(info.name, ecds_path.resolve())], clusters=clusters,
+                                   listen_port=listen_port, upstream=upstream)
+        else:
+            result = wasm_service(pc, singleton=not no_singleton)
+            if full:
+                result = bootstrap(bootstrap_extensions=[result], clusters=clusters, listen_port=listen_port,
+                                   upstream=upstream)
     except ManifestError as exc:
-        raise click.ClickException(str(exc)) from exc
-    clusters = [fetch_cluster_cfg(url, fetch_cluster)] if url else []
-    result: Any
-    if kind == "filter":
-        result = http_filter(pc)
-        if full:
-            result = bootstrap(http_filters=[result], clusters=clusters, listen_port=listen_port, upstream=upstream)
-    elif kind == "ecds":
-        result = ecds_resource(pc, version=version_info)
-        if full:
-            if ecds_path is None:
-                raise click.UsageError("--kind ecds --bootstrap needs --ecds-path (where the ECDS file lives)")
-            result = bootstrap(http_filters=[ecds_filter(info.name, ecds_path.resolve())], clusters=clusters,
-                               listen_port=listen_port, upstream=upstream)
-    else:
-        result = wasm_service(pc, singleton=not no_singleton)
-        if full:
-            result = bootstrap(bootstrap_extensions=[result], clusters=clusters, listen_port=listen_port,
-                               upstream=upstream)
+        fail(str(exc), as_json)
     text = json.dumps(result, indent=2) + "\n" if as_json else yaml.safe_dump(result, sort_keys=False)
-    _emit(text, output)
+    _emit(text, output, as_json)
 
 
 fetch_cluster_cfg = fetch_cluster

@@ -11,6 +11,11 @@ import click
 # also a clean directory name, header suffix and Envoy filter name.
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")
 
+# Names the plugin directory must not take: where it is importable (`pytest NAME` puts its
+# parent on sys.path; so does running Python there), it would shadow the SDK, the SDK's C
+# seam, the plugin metadata module of a built plugin or pwtool itself.
+_SHADOWING = frozenset({"proxywasm", "_proxywasm", "_pwtool_plugin", "pwtool"})
+
 _PLUGIN = '''\
 """{name}: a proxy-wasm HTTP filter written in Python.
 
@@ -94,6 +99,10 @@ def scaffold(name: str, parent: Path) -> Path:
         raise click.BadParameter(
             f"{name!r} is not a valid plugin name: use a letter first, then letters, digits, '-' or '_' "
             "(at most 63 characters), for example my_filter", param_hint="NAME")
+    if name in _SHADOWING:
+        raise click.BadParameter(
+            f"{name!r} is the name of a module pwtool's build and tests import: a plugin directory of that name "
+            f"would shadow it. Pick another name, for example {name.strip('_')}_plugin", param_hint="NAME")
     target = parent / name
     if target.exists() and not target.is_dir():
         raise click.ClickException(f"{target} exists and is not a directory")

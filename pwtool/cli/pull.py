@@ -10,7 +10,8 @@ from pathlib import Path
 
 import click
 
-from pwtool.cli._registry_opts import credentials_from, fail, registry_options
+from pwtool.cli._errors import fail
+from pwtool.cli._registry_opts import credentials_from, registry_options
 from pwtool.oci import ReferenceError, RegistryError, parse_reference, pull_wasm
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from pwtool.cli._registry_opts import ProgressPrinter, credentials_from, fail, registry_options
+from pwtool.cli._errors import fail
+from pwtool.cli._registry_opts import ProgressPrinter, credentials_from, registry_options
 from pwtool.oci import DEFAULT_CHUNK, FORMATS, ReferenceError, RegistryError, parse_reference, push_wasm
 
 

@@ -11,6 +11,7 @@ from types import FrameType
 import click
 
 from pwtool.devloop import DevLoopError, DevServer
+from pwtool.manifests import ManifestError, parse_upstream
 
 _LEVEL_STYLE = {"error": "red", "critical": "red", "warning": "yellow"}
 
@@ -18,9 +19,10 @@ _LEVEL_STYLE = {"error": "red", "critical": "red", "warning": "yellow"}
 def _upstream(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     if value is None:
         return None
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise click.BadParameter(f"{value!r} is not HOST:PORT (for example 127.0.0.1:8080)")
+    try:
+        parse_upstream(value)
+    except ManifestError:
+        raise click.BadParameter(f"{value!r} is not HOST:PORT (for example 127.0.0.1:8080)") from None
     return value
 
 

@@ -2,7 +2,7 @@
 
 from pwtool.manifests._envoy import (
     FAILURE_POLICIES, RUNTIMES, bootstrap, ecds_filter, ecds_resource, fetch_cluster, http_filter,
-    plugin_config, wasm_service,
+    parse_upstream, plugin_config, wasm_service,
 )
 from pwtool.manifests._istio import (
     FAIL_STRATEGIES, PHASES, PULL_POLICIES, api_version, cel_errors, crd_path, normalize_sha256,
@@ -13,6 +13,7 @@ from pwtool.manifests._plugin import ManifestError, PluginInfo, load_plugin, mer
 __all__ = [
     "FAILURE_POLICIES", "FAIL_STRATEGIES", "ManifestError", "PHASES", "PULL_POLICIES", "PluginInfo", "RUNTIMES",
     "api_version", "bootstrap", "cel_errors", "crd_path", "ecds_filter", "ecds_resource", "fetch_cluster",
-    "http_filter", "load_plugin", "merge_settings", "normalize_sha256", "parse_target_ref", "plugin_config",
-    "render_wasmplugin", "resource_name", "to_yaml", "url_scheme_ok", "validate_wasmplugin", "wasm_service",
+    "http_filter", "load_plugin", "merge_settings", "normalize_sha256", "parse_target_ref", "parse_upstream",
+    "plugin_config", "render_wasmplugin", "resource_name", "to_yaml", "url_scheme_ok", "validate_wasmplugin",
+    "wasm_service",
 ]

@@ -126,6 +126,19 @@ def fetch_cluster(url: str, name: str = DEFAULT_FETCH_CLUSTER) -> dict[str, Any]
     return cluster
 
 
+def parse_upstream(text: str) -> tuple[str, int]:
+    """``host:port`` (or ``[ipv6]:port``) as (host, port); a ManifestError says what is wrong."""
+    host, sep, port = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    problem = ("it has no :PORT" if not sep else "its host is empty" if not host.strip()
+               else f"its port {port!r} is not a number" if not port.isdigit()
+               else f"its port {port} is not between 1 and 65535" if not 0 < int(port) < 65536 else None)
+    if problem is not None:
+        raise ManifestError(f"--upstream {text!r}: {problem}. Fix: pass HOST:PORT, for example 127.0.0.1:8080")
+    return host, int(port)
+
+
 def bootstrap(
     *, http_filters: list[dict[str, Any]] | None = None, bootstrap_extensions: list[dict[str, Any]] | None = None,
     clusters: list[dict[str, Any]] | None = None, listen_port: int = 10000, admin_port: int | None = None,
@@ -133,16 +146,16 @@ def bootstrap(
 ) -> dict[str, Any]:
     """A minimal complete bootstrap: one listener on 127.0.0.1 with ``http_filters`` then the router.
 
-    Requests go to ``upstream`` (``host:port``) or get a direct 200 response.
+    Requests go to ``upstream`` (``host:port``, see `parse_upstream`) or get a direct 200 response.
     """
     route: dict[str, Any]
     all_clusters = list(clusters or [])
     if upstream:
-        host, _, port = upstream.rpartition(":")
+        host, port = parse_upstream(upstream)
         all_clusters.append({
             "name": "upstream", "type": "STRICT_DNS", "connect_timeout": "5s",
             "load_assignment": {"cluster_name": "upstream", "endpoints": [{"lb_endpoints": [{"endpoint": {
-                "address": {"socket_address": {"address": host, "port_value": int(port)}}}}]}]},
+                "address": {"socket_address": {"address": host, "port_value": port}}}}]}]},
         })
         route = {"match": {"prefix": "/"}, "route": {"cluster": "upstream"}}
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import urllib.parse
 from dataclasses import dataclass
 
 DOCKER_HUB = "registry-1.docker.io"
@@ -42,6 +43,23 @@ class Reference:
         return out
 
 
+def _check_registry(registry: str, text: str) -> None:
+    """A registry that URLs can name: ``host``, ``host:port`` or ``[ipv6]:port``, port 1-65535."""
+    try:
+        parts = urllib.parse.urlsplit(f"https://{registry}/")
+        port = parts.port
+    except ValueError as exc:
+        problem = str(exc)
+    else:
+        problem = ("no host" if not parts.hostname else f"port {port} is not between 1 and 65535" if port == 0
+                   else "" if parts.netloc == registry and not any(c.isspace() for c in registry)
+                   else "it holds characters a host name cannot")
+        if not problem:
+            return
+    raise ReferenceError(f"invalid registry {registry!r} in {text!r}: {problem}; expected "
+                         "HOST[:PORT]/REPO[:TAG][@sha256:DIGEST], with an IPv6 host in brackets: [::1]:5000/REPO")
+
+
 def parse_reference(text: str) -> Reference:
     """Parse ``[oci://|docker://]host[:port]/repo[:tag][@digest]``.
 
@@ -68,6 +86,7 @@ def parse_reference(text: str) -> Reference:
         registry, remainder = DOCKER_HUB, raw
     if registry in ("docker.io", "index.docker.io"):
         registry = DOCKER_HUB
+    _check_registry(registry, text)
     tag: str | None = None
     last_slash = remainder.rfind("/")
     colon = remainder.rfind(":")

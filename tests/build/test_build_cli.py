@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 import pytest
@@ -98,3 +99,112 @@ def test_inspect_rejects_files_that_are_not_core_modules(tmp_path: Path) -> None
     component.write_bytes(b"\0asm\x0d\0\x01\0")  # a component's header
     result = CliRunner().invoke(main, ["inspect", str(component)])
     assert result.exit_code == 1 and "component" in result.output
+
+
+def _copy_hello(tmp_path: Path) -> Path:
+    plugin = tmp_path / "hello"
+    plugin.mkdir()
+    for name in ("plugin.py", "plugin.toml"):
+        (plugin / name).write_bytes((REPO / "plugins" / "hello" / name).read_bytes())
+    return plugin
+
+
+def _assert_clean_error(result: Any, *fragments: str, exit_code: int = 1) -> None:
+    """Exit status, `Error: ...` and no traceback."""
+    assert result.exit_code == exit_code, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert "Error: " in result.stderr and "Traceback" not in result.output
+    for fragment in fragments:
+        assert fragment in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("victim", ["plugin.py", "plugin.toml", "test_plugin.py", "helpers/util.py"])
+def test_build_refuses_to_overwrite_a_plugin_source(tmp_path: Path, victim: str) -> None:
+    plugin = _copy_hello(tmp_path)
+    target = plugin / victim
+    if not target.exists():
+        target.parent.mkdir(exist_ok=True)
+        target.write_text("# mine\n")
+    before = target.read_bytes()
+    result = CliRunner().invoke(main, ["build", str(plugin), "-o", str(target)])
+    _assert_clean_error(result, victim.split("/")[-1], "plugin 'hello'", "Fix:")
+    assert target.read_bytes() == before
+
+
+def test_build_overwrites_its_previous_output_in_the_plugin_directory(tmp_path: Path) -> None:
+    plugin = _copy_hello(tmp_path)
+    out = plugin / "dist" / "hello.wasm"
+    for _ in range(2):  # the second build overwrites the first one's module
+        result = CliRunner().invoke(main, ["build", str(plugin), "-o", str(out)])
+        assert result.exit_code == 0, result.output
+    assert out.read_bytes().startswith(b"\0asm")
+
+
+@pytest.mark.parametrize("output", ["/proc/x.wasm", "/sys/x.wasm", "afile/x.wasm", ""])
+def test_build_to_an_impossible_output_is_a_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     output: str) -> None:
+    plugin = _copy_hello(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("a file, not a directory")
+    result = CliRunner().invoke(main, ["build", str(plugin), "-o", output])
+    _assert_clean_error(result, "plugin 'hello'", "Fix:", output.split("/")[0] if output else "''")
+
+
+def test_build_when_dist_is_a_file_is_a_message_also_as_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    plugin = _copy_hello(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "dist").write_text("not a directory")
+    result = CliRunner().invoke(main, ["build", str(plugin), "--json"])
+    _assert_clean_error(result, "dist is a file", "Fix:")
+    assert "dist is a file" in json.loads(result.stdout)["error"]
+
+
+def test_a_plugin_that_registers_nothing_fails_the_build(tmp_path: Path) -> None:
+    plugin = tmp_path / "unregistered"
+    plugin.mkdir()
+    (plugin / "plugin.toml").write_text('name = "unregistered"\n')
+    (plugin / "plugin.py").write_text(
+        "import proxywasm\nfrom proxywasm import RootContext\n\n\nclass Forgotten(RootContext):\n    pass\n")
+    result = CliRunner().invoke(main, ["build", str(plugin), "-o", str(tmp_path / "u.wasm")])
+    _assert_clean_error(result, "plugin.py", "proxywasm.register(YourRootContext) at the end of plugin.py")
+    assert not (tmp_path / "u.wasm").exists()
+
+
+def test_an_import_that_never_finishes_fails_the_build(tmp_path: Path) -> None:
+    plugin = tmp_path / "spins"
+    plugin.mkdir()
+    (plugin / "plugin.toml").write_text('name = "spins"\n')
+    (plugin / "plugin.py").write_text("import proxywasm\n\nwhile True:\n    pass\n")
+    result = CliRunner(env={"PWTOOL_IMPORT_TIMEOUT": "1"}).invoke(
+        main, ["build", str(plugin), "-o", str(tmp_path / "s.wasm")])
+    _assert_clean_error(result, "plugin.py", "did not finish within 1 s", "PWTOOL_IMPORT_TIMEOUT")
+
+
+def test_a_proxywasm_directory_on_sys_path_does_not_hide_the_sdk(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from pwtool.build.plugin import sdk_directory
+
+    sdk = sdk_directory()
+    (tmp_path / "proxywasm").mkdir()  # e.g. a plugin directory: a namespace package where Python runs
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert sdk_directory() == sdk
+    plugin = _copy_hello(tmp_path)
+    result = CliRunner().invoke(main, ["build", str(plugin), "-o", str(tmp_path / "h.wasm")])
+    assert result.exit_code == 0, result.output
+
+
+def test_inspect_of_metadata_that_is_not_an_object_is_a_message(tmp_path: Path) -> None:
+    from pwtool.build.wasm_binary import Module
+
+    built = CliRunner().invoke(main, ["build", str(REPO / "plugins" / "hello"), "-o", str(tmp_path / "h.wasm")])
+    assert built.exit_code == 0, built.output
+    module = Module.parse((tmp_path / "h.wasm").read_bytes())
+    module.set_custom_section("pwtool.plugin", b"[1, 2]")
+    damaged = tmp_path / "damaged.wasm"
+    damaged.write_bytes(module.to_bytes())
+    result = CliRunner().invoke(main, ["inspect", str(damaged)])
+    _assert_clean_error(result, str(damaged), "not the object", "Fix:")
+    as_json = CliRunner().invoke(main, ["inspect", str(damaged), "--json"])
+    _assert_clean_error(as_json, str(damaged))
+    assert "not the object" in json.loads(as_json.stdout)["error"]

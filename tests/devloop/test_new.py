@@ -57,6 +57,14 @@ def test_refuses_invalid_names(tmp_path: Path, name: str) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("name", ["proxywasm", "pwtool"])
+def test_refuses_names_that_shadow_what_the_build_imports(tmp_path: Path, name: str) -> None:
+    result = CliRunner().invoke(main, ["new", "--dir", str(tmp_path), name])
+    assert result.exit_code == 2
+    assert f"{name!r} is the name of a module" in result.output and f"{name}_plugin" in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("command", ["new", "run"])
 def test_help(command: str) -> None:
     result = CliRunner().invoke(main, [command, "--help"])

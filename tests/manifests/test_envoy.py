@@ -78,6 +78,38 @@ def test_broken_inputs_are_refused(plugin_dir: Path, args: list[str], message: s
     assert message in refused(str(plugin_dir), *args)
 
 
+@pytest.mark.parametrize(("upstream", "message"), [
+    ("noport", "has no :PORT"), ("host:abc", "'abc' is not a number"), ("host:99999", "not between 1 and 65535"),
+    ("host:0", "not between 1 and 65535"), (":80", "host is empty"),
+])
+def test_bootstrap_upstream_must_be_host_port(plugin_dir: Path, wasm_path: Path, upstream: str, message: str) -> None:
+    result = CliRunner().invoke(main, ["manifest", "envoy", str(plugin_dir), "--wasm", str(wasm_path), "--bootstrap",
+                                       "--upstream", upstream, "--json"], prog_name="pwtool")
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert f"--upstream {upstream!r}: " in result.stderr and message in result.stderr and "Fix:" in result.stderr
+    assert message in json.loads(result.stdout)["error"]
+
+
+def test_bootstrap_upstream_may_be_ipv6(plugin_dir: Path, wasm_path: Path) -> None:
+    cfg = render(str(plugin_dir), "--wasm", str(wasm_path), "--bootstrap", "--upstream", "[::1]:8080")
+    endpoint = cfg["static_resources"]["clusters"][-1]["load_assignment"]["endpoints"][0]["lb_endpoints"][0]
+    assert endpoint["endpoint"]["address"]["socket_address"] == {"address": "::1", "port_value": 8080}
+
+
+@pytest.mark.parametrize("output", ["plugin.toml", "plugin.py", "/proc/x.yaml", "afile/x.yaml", ""])
+def test_output_to_a_source_or_an_impossible_path_is_a_message(plugin_dir: Path, wasm_path: Path, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch, output: str) -> None:
+    (plugin_dir / "plugin.py").write_text("import proxywasm\n")
+    sources = {path: path.read_bytes() for path in plugin_dir.iterdir()}
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("a file")
+    target = str(plugin_dir / output) if output.startswith("plugin.") else output
+    message = refused(str(plugin_dir), "--wasm", str(wasm_path), "-o", target)
+    assert message.startswith("Error: ") and "Fix:" in message and "Traceback" not in message
+    assert (output.split("/")[0] if output else "-o ''") in message
+    assert {path: path.read_bytes() for path in plugin_dir.iterdir()} == sources
+
+
 def test_ecds_and_service_validate(plugin_dir: Path, wasm_path: Path, tmp_path: Path) -> None:
     ecds = render(str(plugin_dir), "--kind", "ecds", "--wasm", str(wasm_path), "--version-info", "v1")
     resource = ecds["resources"][0]

@@ -146,3 +146,40 @@ def test_merge_settings_types_and_errors() -> None:
     assert merged == {"a": {"b": 2, "d": [1, 2]}, "c": "x", "e": False, "f": "", "g": "01x"}
     with pytest.raises(ManifestError, match="is not a table"):
         merge_settings({"c": "x"}, ["c.d=1"])
+
+
+@pytest.mark.parametrize("victim", ["plugin.toml", "plugin.py", "helper.py"])
+def test_output_never_overwrites_a_plugin_source(plugin_dir: Path, victim: str) -> None:
+    target = plugin_dir / victim
+    if not target.exists():
+        target.write_text("# the plugin's own code\n")
+    before = target.read_bytes()
+    code, out, err = run(str(plugin_dir), "--url", "oci://r.example/x:v1", "--sha256", SHA, "-o", str(target), "--json")
+    assert code == 1 and f"-o {target} is {victim}" in err and "Fix:" in err and "Traceback" not in err
+    assert json.loads(out)["error"] and target.read_bytes() == before
+    earlier = plugin_dir / "wasmplugin.yaml"  # an earlier output in the plugin directory may be rewritten
+    earlier.write_text("# keep me\nold: true\n")
+    code, _, err = run(str(plugin_dir), "--url", "oci://r.example/x:v1", "--sha256", SHA, "-o", str(earlier))
+    assert code == 0, err
+    assert earlier.read_text().startswith("# keep me\napiVersion:")
+
+
+@pytest.mark.parametrize("output", ["/proc/x.yaml", "afile/x.yaml", "", "module.wasm"])
+def test_output_to_an_impossible_path_is_a_message(plugin_dir: Path, tmp_path: Path, wasm_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch, output: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("a file")
+    (tmp_path / "module.wasm").write_bytes(wasm_path.read_bytes())
+    code, out, err = run(str(plugin_dir), "--url", "oci://r.example/x:v1", "--sha256", SHA, "-o", output)
+    assert code == 1 and err.startswith("Error: ") and "Fix:" in err and "Traceback" not in err
+    assert (output.split("/")[0] if output else "-o ''") in err
+    assert (tmp_path / "module.wasm").read_bytes() == wasm_path.read_bytes()
+
+
+def test_wasm_that_is_not_a_module_is_a_message(plugin_dir: Path, tmp_path: Path) -> None:
+    text = tmp_path / "text.wasm"
+    text.write_text("hello\n")
+    for url in ("oci://r.example/x:v1", "https://files.example/x.wasm"):
+        code, out, err = run(str(plugin_dir), "--url", url, "--wasm", str(text), "--json")
+        assert code == 1 and f"--wasm {text} is not a WebAssembly module" in err and "Traceback" not in err
+        assert "not a WebAssembly module" in json.loads(out)["error"]

@@ -129,3 +129,13 @@ def test_bad_inputs(tmp_path: Path, wasm_file: Path) -> None:
     assert code == 1 and "not a WebAssembly module" in err and json.loads(out)["error"]
     code, _, err = run("push", str(wasm_file), "127.0.0.1:1/Bad_Name:v1")
     assert code == 1 and "invalid repository name" in err
+
+
+@pytest.mark.parametrize("ref", ["[::1:1/base", "host:abc/base", "host:99999/base", ":80/base"])
+def test_unusable_registry_in_the_reference_is_a_message(wasm_file: Path, ref: str) -> None:
+    for args in (("pull", ref), ("push", str(wasm_file), ref)):
+        result = CliRunner().invoke(main, [*args, "--json"], prog_name="pwtool")
+        assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+        assert result.stderr.startswith("Error: invalid registry") and repr(ref) in result.stderr
+        assert "expected HOST[:PORT]/REPO" in result.stderr and "Traceback" not in result.output
+        assert repr(ref) in json.loads(result.stdout)["error"]

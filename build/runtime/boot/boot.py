@@ -299,6 +299,10 @@ def load_plugin() -> bool:
         _report(*failure)
         return False
     defer = _bundle.get("defer_plugin", False)
+    dispatcher = sys.modules.get("proxywasm._dispatcher")  # absent if the plugin skips the SDK
+    if not defer and dispatcher is not None and not dispatcher.registrations():
+        sys.__stderr__.write("PWTOOL-NOT-REGISTERED\n")  # Envoy could not start the module
+        return False
     if defer:
         _defer_plugin_import()
     _report_unused_callbacks(keep_all=defer)
