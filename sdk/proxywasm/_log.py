@@ -10,6 +10,10 @@ from . import _hostcalls
 from ._codec import to_bytes
 from ._types import LogLevel
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import TracebackType
+
 
 def log(level: LogLevel | int, message: str | bytes) -> None:
     """Write `message` to the host's log at `level`."""
@@ -84,12 +88,28 @@ def format_exception(exc: BaseException) -> str:
         tb = error.__traceback__
         if tb is not None:
             lines.append("Traceback (most recent call last):")
+        previous, repeats = "", 0
         while tb is not None:
-            code = tb.tb_frame.f_code
-            lines.append(f'  File "{code.co_filename}", line {tb.tb_lineno}, in {code.co_name}')
-            tb = tb.tb_next
+            line = _frame_line(tb)
+            repeats = repeats + 1 if line == previous else 0
+            if repeats < _SHOWN_REPEATS:
+                lines.append(line)
+            previous, tb = line, tb.tb_next
+            if repeats >= _SHOWN_REPEATS and (tb is None or _frame_line(tb) != line):
+                more = repeats - _SHOWN_REPEATS + 1
+                lines.append(f"  [Previous line repeated {more} more time{'s' if more > 1 else ''}]")
         lines.append(_exception_line(error))
     return "\n".join(lines)
+
+
+_SHOWN_REPEATS = 3
+"""A run of identical frames (a RecursionError's hundreds) shows this many, then a count,
+as the interpreter's own tracebacks do."""
+
+
+def _frame_line(tb: TracebackType) -> str:
+    code = tb.tb_frame.f_code
+    return f'  File "{code.co_filename}", line {tb.tb_lineno}, in {code.co_name}'
 
 
 def _exception_line(error: BaseException) -> str:

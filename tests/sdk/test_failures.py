@@ -156,3 +156,24 @@ def test_exception_chain_is_formatted() -> None:
     assert text.index("KeyError: 'inner'") < text.index("direct cause") < text.index(
         "proxywasm._errors.ConfigError: outer"
     )
+
+
+def test_recursion_traceback_counts_repeated_frames() -> None:
+    """A run of identical frames shows three, then a count, as CPython's tracebacks do;
+    frames around the run stay."""
+    from proxywasm._log import format_exception
+
+    def down(n: int) -> int:
+        if n == 40:
+            return 1 // 0
+        return down(n + 1)
+
+    try:
+        down(0)
+    except ZeroDivisionError as exc:
+        lines = format_exception(exc).splitlines()
+    frames = [line for line in lines if "in down" in line]
+    assert len(frames) == 4 and len(set(frames)) == 2  # the recursive call three times, then the raising line
+    count = lines.index("  [Previous line repeated 37 more times]")
+    assert lines[count - 3:count] == [frames[0]] * 3 and lines[count + 1] == frames[3]
+    assert lines[-1] == "ZeroDivisionError: integer division or modulo by zero"
