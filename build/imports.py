@@ -85,12 +85,39 @@ class _Resolver:
                 return ModuleSource(name, base.with_suffix(".py"), False, origin)
         return None
 
+    def c_extension(self, name: str) -> Path | None:
+        """A compiled extension for ``name`` in the plugin directory, such as
+        ``fastmod.cpython-311-x86_64-linux-gnu.so``, ``fastmod.abi3.so`` or ``fastmod.pyd``:
+        importable by the host's Python, never inside the wasm module."""
+        parts = name.split(".")
+        root = self.roots[0][0]
+        directory = root.joinpath(*parts[:-1])
+        if not directory.is_dir():
+            return None
+        suffix = re.compile(re.escape(parts[-1]) + r"(\.[\w-]+)?\.(so|pyd)")
+        found = sorted(path for path in directory.iterdir() if suffix.fullmatch(path.name) and path.is_file())
+        return found[0] if found else None
+
 
 def _catches_import_error(handler: ast.ExceptHandler) -> bool:
     if handler.type is None:
         return True
     text = ast.unparse(handler.type)
     return any(name in text for name in ("ImportError", "ModuleNotFoundError", "Exception"))
+
+
+def _syntax_error(path: Path, data: bytes, error: SyntaxError | ValueError) -> str:
+    """``path:line: syntax error: ...``; for a NUL byte (which Python reports without a line),
+    the line and column of the first one."""
+    nul = data.find(b"\0")
+    if nul >= 0:
+        line = data.count(b"\n", 0, nul) + 1
+        column = nul - (data.rfind(b"\n", 0, nul) + 1) + 1
+        return (f"{path}:{line}: syntax error: a NUL byte (\\0) at line {line}, column {column}; Python source "
+                "cannot contain NUL bytes. Fix: remove it (the file may have been saved in UTF-16 or damaged)")
+    lineno = getattr(error, "lineno", None)
+    message = getattr(error, "msg", None) or str(error)
+    return f"{path}:{lineno}: syntax error: {message}" if lineno else f"{path}: syntax error: {message}"
 
 
 def _imports_of(source: ModuleSource) -> list[tuple[str, int, bool, list[str]]]:
@@ -101,11 +128,12 @@ def _imports_of(source: ModuleSource) -> list[tuple[str, int, bool, list[str]]]:
     == "__main__"`` (never run in a plugin) and, in the stdlib, function bodies (imports
     there run only when called).
     """
+    data = source.path.read_bytes()
     try:
-        tree = ast.parse(source.path.read_bytes(), filename=str(source.path))
-    except SyntaxError as error:
+        tree = ast.parse(data, filename=str(source.path))
+    except (SyntaxError, ValueError) as error:  # ValueError: null bytes, on some Python versions
         if source.origin == "plugin":
-            raise PluginError(f"{source.path}:{error.lineno}: syntax error: {error.msg}") from None
+            raise PluginError(_syntax_error(source.path, data, error)) from None
         return []  # stdlib syntax newer than the host's parser: the wasm interpreter compiles it
     skip_functions = source.origin == "stdlib"
     package = source.name if source.is_package else source.name.rpartition(".")[0]
@@ -167,6 +195,13 @@ def collect_imports(plugin_dir: Path, sdk_dir: Path, stdlib_dir: Path, builtins:
             return True
         if found == "builtin":
             return True
+        if strict and (extension := resolver.c_extension(name)) is not None:
+            raise PluginError(
+                f"{site.path}:{line}: `import {name}` finds only {extension}, a C extension compiled for the host: "
+                f"C extensions cannot run inside the wasm module (only pure-Python code and the C modules built "
+                f"into the pwtool runtime can). Fix: use a pure-Python alternative (many packages ship a "
+                f"pure-Python fallback or wheel; copy it into {plugin_dir}), or remove the import"
+            )
         if strict:
             raise PluginError(
                 f"{site.path}:{line}: `import {name}` cannot be satisfied: no such module in the plugin "

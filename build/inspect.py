@@ -11,7 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pwtool.abi import ABI_VERSION_EXPORTS, ENVOY_WASI_FUNCTIONS, hostcalls_for
-from pwtool.build.wasm_binary import KIND_FUNC, Module, WasmFormatError
+from pwtool.build.wasm_binary import (
+    KIND_FUNC, SECTION_CODE, SECTION_DATA, SECTION_DATA_COUNT, SECTION_FUNCTION, Module, WasmFormatError,
+    read_uleb,
+)
 
 METADATA_SECTION = "pwtool.plugin"
 _JSON_KINDS = {list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
@@ -48,10 +51,29 @@ class ModuleReport:
         }
 
 
+def _check_complete(module: Module) -> None:
+    """Raise WasmFormatError for a module cut short at a section boundary: it still parses,
+    but holds fewer function bodies (or data segments) than it declares."""
+    functions, code = module.vector(SECTION_FUNCTION), module.vector(SECTION_CODE)
+    declared, held = (functions[1] if functions else 0), (code[1] if code else 0)
+    if declared == held:
+        data_count, data = module.section(SECTION_DATA_COUNT), module.vector(SECTION_DATA)
+        if data_count is None:
+            return
+        declared, held = read_uleb(data_count.payload, 0)[0], (data[1] if data else 0)
+        if declared == held:
+            return
+        what = "data segments"
+    else:
+        what = "function bodies"
+    raise WasmFormatError(f"it declares {declared} {what} but holds {held}: the file is truncated or damaged")
+
+
 def inspect_module(data: bytes) -> ModuleReport:
     """Analyse a module given as bytes (raises WasmFormatError if it is not one, or if its
     pwtool.plugin section holds JSON that is not the object ``pwtool build`` writes)."""
     module = Module.parse(data)
+    _check_complete(module)
     types = module.types()
     exports = module.exports()
     export_names = {e.name for e in exports}

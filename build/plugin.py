@@ -16,6 +16,7 @@ import hashlib
 import json
 import marshal
 import os
+import re
 import sys
 import threading
 import time
@@ -491,8 +492,22 @@ def _unused_callbacks(stdout: bytes, plugin_dir: Path, metadata: PluginMetadata)
     return {"proxy_" + name for name in names}
 
 
+def _real_paths(text: str, plugin_dir: Path, metadata: PluginMetadata) -> str:
+    """``text`` with the file names the interpreter knows the plugin's own modules by
+    (``NAME/plugin.py``, see `_display_path`) replaced by their paths in ``plugin_dir``:
+    the directory need not be named after the plugin."""
+    prefix = re.compile(r"(?<![\w<>./-])" + re.escape(metadata.name + "/") + r"((?:\w+/)*\w+\.py)\b")
+
+    def real(match: re.Match[str]) -> str:
+        path = plugin_dir / match.group(1)
+        return str(path) if path.is_file() else match.group(0)
+
+    return prefix.sub(real, text)
+
+
 def _explain_failure(plugin_dir: Path, metadata: PluginMetadata, host: _BuildHost) -> str:
     text = "".join(message if message.endswith("\n") else message + "\n" for _, message in host.logs)
+    text = _real_paths(text, plugin_dir, metadata)
     if _NOT_REGISTERED in text:
         return (f"{plugin_dir / (ENTRY_MODULE + '.py')}: plugin {metadata.name!r} never calls "
                 "proxywasm.register(...), so Envoy would refuse to start the module (on_vm_start fails). Fix: call "

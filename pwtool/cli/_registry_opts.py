@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from click.core import ParameterSource
 
-from pwtool.oci import Credentials, resolve_credentials
+from pwtool.cli._errors import fail
+from pwtool.oci import Credentials, DockerConfigError, resolve_credentials
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -39,14 +41,26 @@ def registry_options(func: F) -> F:
 
 
 def credentials_from(registry: str, username: str | None, password: str | None,
-                     password_stdin: bool, docker_config: Path | None) -> Credentials | None:
-    """Resolve credentials: flags/env first, then the docker config."""
+                     password_stdin: bool, docker_config: Path | None, as_json: bool = False) -> Credentials | None:
+    """Resolve credentials: flags/env first, then the docker config (``--docker-config`` must be readable)."""
     if password_stdin:
+        context = click.get_current_context(silent=True)
+        if password is not None and context is not None and (
+                context.get_parameter_source("password") == ParameterSource.COMMANDLINE):
+            raise click.UsageError("pass --password or --password-stdin, not both")
         password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            command = context.command_path if context is not None else "pwtool push"
+            raise click.UsageError(f"--password-stdin read an empty password: standard input was empty. Fix: pipe "
+                                   f"the password in, for example: echo \"$TOKEN\" | {command} ... -u USER "
+                                   "--password-stdin")
     if (username is None) != (password is None):
         raise click.UsageError("pass both --username and --password (or PWTOOL_REGISTRY_USERNAME and "
                                "PWTOOL_REGISTRY_PASSWORD), or neither to use the docker config")
-    return resolve_credentials(registry, username, password, docker_config)
+    try:
+        return resolve_credentials(registry, username, password, docker_config)
+    except DockerConfigError as error:
+        fail(str(error), as_json)
 
 
 class ProgressPrinter:

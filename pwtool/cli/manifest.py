@@ -5,17 +5,22 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import yaml
+from click.core import ParameterSource
 
 from pwtool.cli._errors import fail
+from pwtool.cli._wasm import module_problem
 from pwtool.manifests import (
     FAIL_STRATEGIES, FAILURE_POLICIES, PHASES, PULL_POLICIES, RUNTIMES, ManifestError, PluginInfo, bootstrap,
     ecds_filter, ecds_resource, fetch_cluster, http_filter, load_plugin, merge_settings, normalize_sha256,
     parse_target_ref, plugin_config, render_wasmplugin, resource_name, to_yaml, wasm_service,
 )
+
+if TYPE_CHECKING:
+    from pwtool.oci import Reference
 
 
 def _plugin(plugin_dir: Path | None, plugin_name: str | None, root_id: str | None) -> PluginInfo:
@@ -104,15 +109,29 @@ def _emit(text: str, output: Path | None, as_json: bool, keep_header: bool = Fal
 
 
 def _read_module(wasm: Path) -> bytes:
-    """The bytes of the module --wasm names; a ManifestError unless it is a WebAssembly module."""
+    """The bytes of the module --wasm names; a ManifestError unless it is a core module Envoy loads."""
     try:
         module = wasm.read_bytes()
     except OSError as error:
         raise ManifestError(f"--wasm {wasm}: cannot read it: {error.strerror or error}") from None
-    if not module.startswith(b"\0asm"):
-        raise ManifestError(f"--wasm {wasm} is not a WebAssembly module (no \\0asm magic). Fix: pass the .wasm "
-                            "file `pwtool build` wrote, for example dist/NAME.wasm")
+    problem = module_problem(module, f"--wasm {wasm}", "pass the .wasm file `pwtool build` wrote, for example "
+                             f"dist/NAME.wasm; `pwtool inspect {wasm}` shows what Envoy needs")
+    if problem is not None:
+        raise ManifestError(problem)
     return module
+
+
+def _oci_reference(url: str) -> Reference | None:
+    """The image an oci:// --url names (parsed as `pwtool push` parses REF), or None for other URLs."""
+    if not url.startswith("oci://"):
+        return None
+    from pwtool.oci import ReferenceError, parse_reference
+
+    try:
+        return parse_reference(url)
+    except ReferenceError as error:
+        raise ManifestError(f"--url {url!r}: {error}. Fix: pass oci:// and the reference `pwtool push` printed, "
+                            "for example oci://ghcr.io/me/plugin:v1") from None
 
 
 def _image_digest(module: bytes, fmt: str, manifest_type: str) -> str:
@@ -122,6 +141,32 @@ def _image_digest(module: bytes, fmt: str, manifest_type: str) -> str:
         return build_image(module, fmt, manifest_type).digest
     except ValueError as error:
         raise ManifestError(f"--wasm with --format {fmt} --manifest-type {manifest_type}: {error}") from None
+
+
+def _passed(ctx: click.Context, name: str) -> bool:
+    """Whether the user gave option ``name`` (on the command line or through its environment variable)."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source not in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)
+
+
+def _refuse_ignored_options(ctx: click.Context, *, kind: str, full: bool, url: str | None) -> None:
+    """A usage error for an option `manifest envoy` would silently ignore in this combination."""
+    needs = [
+        ("upstream", "--upstream", not full, "--bootstrap (it routes the bootstrap's listener to that upstream)"),
+        ("listen_port", "--listen-port", not full, "--bootstrap (it is the port of the bootstrap's listener)"),
+        ("ecds_path", "--ecds-path", kind != "ecds" or not full,
+         "--kind ecds --bootstrap (it is the ECDS file the bootstrap's filter watches)"),
+        ("version_info", "--version-info", kind != "ecds", "--kind ecds (it is the ECDS response's version_info)"),
+        ("no_singleton", "--no-singleton", kind != "service", "--kind service (it applies to a WasmService)"),
+        ("fetch_cluster", "--fetch-cluster", url is None, "--url (the cluster fetches a remote module; a --wasm "
+                                                          "module is read from disk)"),
+        ("fetch_retries", "--fetch-retries", url is None, "--url (it retries the fetch of a remote module; a --wasm "
+                                                          "module is read from disk)"),
+    ]
+    for name, flag, ignored, what in needs:
+        if ignored and _passed(ctx, name):
+            raise click.UsageError(f"{flag} is only used with {what}. Fix: add the option it needs, or drop {flag}",
+                                   ctx)
 
 
 @click.group("manifest")
@@ -187,14 +232,15 @@ def istio(plugin_dir: Path | None, url: str, sha256: str | None, wasm: Path | No
         _check_output(output, info)
         if sha256 and wasm:
             raise ManifestError("pass --sha256 or --wasm, not both")
+        reference = _oci_reference(url)
         if wasm is not None:
             module = _read_module(wasm)
             if url.startswith("oci://"):
                 sha256 = _image_digest(module, fmt, manifest_type)
             else:
                 sha256 = hashlib.sha256(module).hexdigest()
-        elif sha256 is None and url.startswith("oci://") and "@sha256:" in url:
-            sha256 = url.rsplit("@sha256:", 1)[1]
+        elif sha256 is None and reference is not None and (reference.digest or "").startswith("sha256:"):
+            sha256 = str(reference.digest)
         if sha256 is not None:
             sha256 = normalize_sha256(sha256)
         match: list[dict[str, Any]] | None = None
@@ -267,6 +313,7 @@ def envoy(plugin_dir: Path | None, kind: str, wasm: Path | None, url: str | None
       pwtool manifest envoy plugins/hello --kind ecds --wasm dist/hello.wasm -o ecds/hello.yaml
       pwtool manifest envoy plugins/shared_queue --kind service --root-id consumer --wasm dist/shared_queue.wasm
     """
+    _refuse_ignored_options(click.get_current_context(), kind=kind, full=full, url=url)
     if kind == "ecds" and full and ecds_path is None:
         raise click.UsageError("--kind ecds --bootstrap needs --ecds-path (where the ECDS file lives)")
     try:
@@ -276,6 +323,7 @@ def envoy(plugin_dir: Path | None, kind: str, wasm: Path | None, url: str | None
             wasm = wasm.resolve()
             if not wasm.is_file():
                 raise ManifestError(f"{wasm} does not exist; build it first with `pwtool build`")
+            _read_module(wasm)
         pc = plugin_config(
             name=info.name, root_id=info.root_id, config=merge_settings(info.config, settings), wasm_file=wasm,
             url=url, sha256=sha256, vm_id=vm_id, runtime=runtime, failure_policy=failure_policy,

@@ -9,6 +9,7 @@ import click
 
 from pwtool.cli._errors import fail
 from pwtool.cli._registry_opts import ProgressPrinter, credentials_from, registry_options
+from pwtool.cli._wasm import module_problem
 from pwtool.oci import DEFAULT_CHUNK, FORMATS, ReferenceError, RegistryError, parse_reference, push_wasm
 
 
@@ -65,17 +66,21 @@ def command(source: Path, ref: str, fmt: str, manifest_type: str, chunk_size: in
         module, root_id = _build_directory(source, as_json)
         root_ids = (root_id,) if root_id else ()
     else:
-        module = source.read_bytes()
-        if not module.startswith(b"\0asm"):
-            fail(f"{source} is not a WebAssembly module (no \\0asm magic); pass a .wasm file or a plugin "
-                 "directory", as_json)
+        try:
+            module = source.read_bytes()
+        except OSError as error:
+            fail(f"{source}: cannot read it: {error.strerror or error}", as_json)
+        problem = module_problem(module, str(source), "pass the .wasm file `pwtool build` wrote, or the plugin "
+                                 f"directory (built first); `pwtool inspect {source}` shows what Envoy needs")
+        if problem is not None:
+            fail(problem, as_json)
     notes: dict[str, str] = {}
     for item in annotations:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--annotation")
         notes[key] = value
-    creds = credentials_from(reference.registry, username, password, password_stdin, docker_config)
+    creds = credentials_from(reference.registry, username, password, password_stdin, docker_config, as_json)
     printer = ProgressPrinter(force=bool(progress)) if progress is not False and not as_json else None
     try:
         result = push_wasm(module, reference, format=fmt, manifest_type=manifest_type, credentials=creds,

@@ -8,6 +8,7 @@ import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ENV_USERNAME = "PWTOOL_REGISTRY_USERNAME"
 ENV_PASSWORD = "PWTOOL_REGISTRY_PASSWORD"
@@ -57,14 +58,39 @@ def _from_helper(helper: str, registry: str) -> Credentials | None:
         return None
 
 
-def from_docker_config(registry: str, path: Path | None = None) -> Credentials | None:
-    """Credentials for ``registry`` from a docker config file, or None. Never writes."""
-    path = path or docker_config_path()
+class DockerConfigError(ValueError):
+    """A docker config file the user named explicitly that cannot be read or is not a JSON object."""
+
+
+def _read_docker_config(path: Path, strict: bool) -> dict[str, Any] | None:
+    """The config's JSON object; None (or, when ``strict``, a DockerConfigError) if there is none."""
+    fix = "Fix: pass --docker-config the config.json `docker login` writes, or drop the option"
     try:
         config = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
+    except OSError as error:
+        if not strict:
+            return None
+        raise DockerConfigError(f"docker config {path}: cannot read it: {error.strerror or error}. {fix}") from None
+    except ValueError as error:
+        if not strict:
+            return None
+        raise DockerConfigError(f"docker config {path} is not valid JSON ({error}). {fix}") from None
     if not isinstance(config, dict):
+        if not strict:
+            return None
+        raise DockerConfigError(f"docker config {path} holds a JSON {type(config).__name__}, not the object "
+                                f"docker writes. {fix}")
+    return config
+
+
+def from_docker_config(registry: str, path: Path | None = None, *, strict: bool = False) -> Credentials | None:
+    """Credentials for ``registry`` from a docker config file, or None. Never writes.
+
+    A missing or malformed file means no credentials, unless ``strict`` (the user named the
+    file): then it is a DockerConfigError naming the file."""
+    path = path or docker_config_path()
+    config = _read_docker_config(path, strict)
+    if config is None:
         return None
     helpers = config.get("credHelpers") or {}
     for key in _host_keys(registry):
@@ -95,7 +121,8 @@ def resolve_credentials(
     registry: str, username: str | None = None, password: str | None = None,
     docker_config: Path | None = None,
 ) -> Credentials | None:
-    """Flags first, then ``PWTOOL_REGISTRY_USERNAME``/``_PASSWORD``, then the docker config."""
+    """Flags first, then ``PWTOOL_REGISTRY_USERNAME``/``_PASSWORD``, then the docker config
+    (``docker_config`` if given: it must be readable, else the default one, if any)."""
     if username is not None or password is not None:
         if username is None or password is None:
             raise ValueError("pass both --username and --password (or neither)")
@@ -103,4 +130,4 @@ def resolve_credentials(
     env_user, env_pw = os.environ.get(ENV_USERNAME), os.environ.get(ENV_PASSWORD)
     if env_user and env_pw is not None:
         return Credentials(env_user, env_pw, "environment")
-    return from_docker_config(registry, docker_config)
+    return from_docker_config(registry, docker_config, strict=docker_config is not None)

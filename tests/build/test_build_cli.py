@@ -101,6 +101,17 @@ def test_inspect_rejects_files_that_are_not_core_modules(tmp_path: Path) -> None
     assert result.exit_code == 1 and "component" in result.output
 
 
+def test_inspect_rejects_a_module_cut_short_at_a_section(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    from pwtool.build.wasm_binary import SECTION_CODE, Module
+
+    wasm = compile_c(C_MODULES / "filter.c", Path(request.config.cache.mkdir("pwtool-c-modules")))
+    sections = Module.parse(wasm.read_bytes()).sections
+    cut = tmp_path / "cut.wasm"  # what a download that stopped between two sections leaves
+    cut.write_bytes(Module(sections[:[s.id for s in sections].index(SECTION_CODE)]).to_bytes())
+    result = CliRunner().invoke(main, ["inspect", str(cut)])
+    _assert_clean_error(result, str(cut), "function bodies but holds 0: the file is truncated")
+
+
 def _copy_hello(tmp_path: Path) -> Path:
     plugin = tmp_path / "hello"
     plugin.mkdir()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import marshal
+import re
 import shutil
 import uuid
 from pathlib import Path
@@ -48,6 +49,60 @@ def test_exception_at_import_time_reports_the_traceback(tmp_path: Path) -> None:
     message = str(error.value)
     assert "KeyError: 'missing'" in message
     assert 'raises_at_import/plugin.py", line 7' in message
+
+
+def _plugin(tmp_path: Path, directory: str, name: str, files: dict[str, str | bytes]) -> Path:
+    plugin = tmp_path / directory
+    plugin.mkdir()
+    (plugin / "plugin.toml").write_text(f'name = "{name}"\n')
+    for file, content in files.items():
+        (plugin / file).write_bytes(content.encode() if isinstance(content, str) else content)
+    return plugin
+
+
+def test_an_import_failure_names_the_real_files_not_the_plugin_name(tmp_path: Path) -> None:
+    # The interpreter knows the plugin's files as NAME/...; the directory here is raise/, the name base.
+    plugin = _plugin(tmp_path, "raise", "base", {
+        "plugin.py": "import proxywasm\n\nimport helper\n",
+        "helper.py": "def explode():\n    raise ValueError('boom')\n\n\nexplode()\n",
+    })
+    with pytest.raises(BuildError) as error:
+        build_plugin(plugin, tmp_path / "raise.wasm")
+    message = str(error.value)
+    assert f'File "{plugin / "plugin.py"}", line 3, in <module>' in message
+    assert f'File "{plugin / "helper.py"}", line 2, in explode' in message
+    assert "base/" not in message and "ValueError: boom" in message
+
+
+def test_a_nul_byte_in_plugin_py_says_where(tmp_path: Path) -> None:
+    plugin = _plugin(tmp_path, "nul", "nul", {"plugin.py": b"import proxywasm\nx = 1\ny = 'a\0b'\n"})
+    with pytest.raises(PluginError) as error:
+        build_plugin(plugin, tmp_path / "nul.wasm")
+    message = str(error.value)
+    assert message.startswith(f"{plugin / 'plugin.py'}:3: syntax error: a NUL byte") and "column 7" in message
+    assert "None" not in message and "Fix:" in message
+
+
+def test_recursion_at_import_collapses_repeated_frames(tmp_path: Path) -> None:
+    plugin = _plugin(tmp_path, "deep", "deep", {
+        "plugin.py": "import proxywasm\n\n\ndef down(n):\n    return down(n + 1)\n\n\ndown(0)\n"})
+    with pytest.raises(BuildError) as error:
+        build_plugin(plugin, tmp_path / "deep.wasm")
+    message = str(error.value)
+    frame = f'  File "{plugin / "plugin.py"}", line 5, in down'
+    assert message.count(frame) == 3 and "RecursionError" in message
+    assert re.search(r"\n  \[Previous line repeated \d{2,} more times\]\n", message)
+    assert len(message.splitlines()) < 40
+
+
+def test_a_c_extension_in_the_plugin_directory_is_explained(tmp_path: Path) -> None:
+    plugin = _plugin(tmp_path, "cext", "cext", {"plugin.py": "import proxywasm\nimport fastmod\n",
+                                                "fastmod.cpython-311-x86_64-linux-gnu.so": b"\x7fELF"})
+    with pytest.raises(PluginError) as error:
+        build_plugin(plugin, tmp_path / "cext.wasm")
+    message = str(error.value)
+    assert f"plugin.py:2: `import fastmod` finds only {plugin / 'fastmod.cpython-311-x86_64-linux-gnu.so'}" in message
+    assert "C extensions cannot run inside the wasm module" in message and "pure-Python alternative" in message
 
 
 def test_hostcall_at_import_time_is_explained(tmp_path: Path) -> None:

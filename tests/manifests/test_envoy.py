@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from pwtool.cli import main
 from pwtool.envoy import Envoy, free_port, validate
-from pwtool.manifests import bootstrap, ecds_filter, fetch_cluster, http_filter
+from pwtool.manifests import bootstrap, ecds_filter, fetch_cluster, http_filter, plugin_config
 
 
 def render(*args: str) -> Any:
@@ -46,12 +46,14 @@ def test_local_filter_validates(plugin_dir: Path, wasm_path: Path, tmp_path: Pat
 
 
 def test_validation_is_real(plugin_dir: Path, tmp_path: Path) -> None:
-    """A module without the proxy-wasm ABI fails Envoy's validation, so passing means something."""
+    """A module without the proxy-wasm ABI fails Envoy's validation, so passing means something.
+    (`pwtool manifest envoy --wasm` refuses such a module itself, so the config is made here.)"""
     junk = tmp_path / "junk.wasm"
     junk.write_bytes(b"\0asm\x01\0\0\0")
-    filt = render(str(plugin_dir), "--wasm", str(junk))
+    filt = http_filter(plugin_config(name="demo_plugin", root_id="demo_root", wasm_file=junk))
     proc = validate(bootstrap(http_filters=[filt]), tmp_path)
     assert proc.returncode != 0 and "ABI" in proc.stdout + proc.stderr
+    assert "no proxy_abi_version_* export" in refused(str(plugin_dir), "--wasm", str(junk))
 
 
 def test_remote_filter_validates(plugin_dir: Path, wasm_path: Path, tmp_path: Path) -> None:
@@ -76,6 +78,43 @@ def test_remote_filter_validates(plugin_dir: Path, wasm_path: Path, tmp_path: Pa
 ])
 def test_broken_inputs_are_refused(plugin_dir: Path, args: list[str], message: str) -> None:
     assert message in refused(str(plugin_dir), *args)
+
+
+@pytest.mark.parametrize("module", [b"\0asm\x0d\0\x01\0", b"\0asm\x01\0\0\0\x01\x05\x01"],
+                         ids=["component", "truncated"])
+def test_a_module_envoy_cannot_load_is_refused(plugin_dir: Path, tmp_path: Path, module: bytes) -> None:
+    bad = tmp_path / "bad.wasm"
+    bad.write_bytes(module)
+    message = refused(str(plugin_dir), "--wasm", str(bad))
+    assert message.startswith(f"Error: --wasm {bad} cannot be loaded by Envoy: ") and "Fix:" in message
+
+
+@pytest.mark.parametrize(("args", "needs"), [
+    (["--upstream", "127.0.0.1:8080"], "--upstream is only used with --bootstrap"),
+    (["--listen-port", "10000"], "--listen-port is only used with --bootstrap"),
+    (["--kind", "ecds", "--ecds-path", "e.yaml"], "--ecds-path is only used with --kind ecds --bootstrap"),
+    (["--bootstrap", "--ecds-path", "e.yaml"], "--ecds-path is only used with --kind ecds --bootstrap"),
+    (["--version-info", "v1"], "--version-info is only used with --kind ecds"),
+    (["--kind", "service", "--version-info", "v1"], "--version-info is only used with --kind ecds"),
+    (["--no-singleton"], "--no-singleton is only used with --kind service"),
+    (["--fetch-cluster", "wasm_fetch"], "--fetch-cluster is only used with --url"),
+    (["--fetch-retries", "2"], "--fetch-retries is only used with --url"),
+])
+def test_an_option_that_would_be_ignored_is_a_usage_error(plugin_dir: Path, wasm_path: Path, args: list[str],
+                                                          needs: str) -> None:
+    result = CliRunner().invoke(main, ["manifest", "envoy", str(plugin_dir), "--wasm", str(wasm_path), *args],
+                                prog_name="pwtool")
+    assert result.exit_code == 2 and needs in result.stderr and "Fix:" in result.stderr, result.output
+
+
+def test_options_in_their_context_are_accepted(plugin_dir: Path, wasm_path: Path) -> None:
+    render(str(plugin_dir), "--wasm", str(wasm_path), "--bootstrap", "--listen-port", "10001", "--upstream", "h:1")
+    assert render(str(plugin_dir), "--wasm", str(wasm_path), "--kind", "service",
+                  "--no-singleton")["typed_config"]["singleton"] is False
+    render(str(plugin_dir), "--wasm", str(wasm_path), "--kind", "ecds", "--version-info", "v2", "--bootstrap",
+           "--ecds-path", "e.yaml")
+    render(str(plugin_dir), "--url", "https://h.example/a.wasm", "--sha256", "a" * 64, "--fetch-cluster", "f",
+           "--fetch-retries", "1")
 
 
 @pytest.mark.parametrize(("upstream", "message"), [

@@ -183,3 +183,28 @@ def test_wasm_that_is_not_a_module_is_a_message(plugin_dir: Path, tmp_path: Path
         code, out, err = run(str(plugin_dir), "--url", url, "--wasm", str(text), "--json")
         assert code == 1 and f"--wasm {text} is not a WebAssembly module" in err and "Traceback" not in err
         assert "not a WebAssembly module" in json.loads(out)["error"]
+
+
+@pytest.mark.parametrize("url", ["oci://", "oci:///demo", "oci://r.example/Bad_Name:v1"])
+def test_an_oci_url_without_an_image_is_refused(plugin_dir: Path, url: str) -> None:
+    code, out, err = run(str(plugin_dir), "--url", url, "--sha256", SHA)
+    assert code == 1 and out == "" and err.startswith(f"Error: --url {url!r}: ") and "Fix:" in err
+
+
+def test_a_digest_in_an_oci_url_is_the_sha256(plugin_dir: Path) -> None:
+    code, out, err = run(str(plugin_dir), "--url", f"oci://r.example/x:v1@sha256:{SHA}", "--json")
+    assert code == 0, err
+    assert json.loads(out)["spec"]["sha256"] == SHA
+
+
+@pytest.mark.parametrize(("module", "message"), [
+    (b"\0asm\x0d\0\x01\0", "a component?"),
+    (b"\0asm\x01\0\0\0", "no proxy_abi_version_* export"),
+    (b"\0asm\x01\0\0\0\x01\x05\x01", "runs past the end of the file"),
+], ids=["component", "empty-module", "truncated"])
+def test_wasm_envoy_cannot_load_is_a_message(plugin_dir: Path, tmp_path: Path, module: bytes, message: str) -> None:
+    bad = tmp_path / "bad.wasm"
+    bad.write_bytes(module)
+    code, out, err = run(str(plugin_dir), "--url", "oci://r.example/x:v1", "--wasm", str(bad))
+    assert code == 1 and out == "" and err.startswith(f"Error: --wasm {bad} cannot be loaded by Envoy: ")
+    assert message in err and "Fix:" in err
