@@ -8,24 +8,66 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Mapping
-from typing import Union
+from typing import TYPE_CHECKING, Any, Union
 
-__all__ = ["Headers", "HeadersLike", "encode_pairs", "decode_pairs", "to_pairs", "MAX_PAIRS_BYTES", "MAX_PAIRS_COUNT"]
+from ._types import EmulatorError
+
+if TYPE_CHECKING:
+    from ._records import HeaderMap
+
+__all__ = ["Headers", "HeadersLike", "encode_pairs", "decode_pairs", "to_pairs", "to_bytes", "MAX_PAIRS_BYTES", "MAX_PAIRS_COUNT"]
 
 Headers = list[tuple[bytes, bytes]]
-HeadersLike = Union[Mapping[str, str], Mapping[bytes, bytes], Iterable[tuple[Union[str, bytes], Union[str, bytes]]], None]
+HeadersLike = Union[Mapping[str, str], Mapping[bytes, bytes], Iterable[tuple[Union[str, bytes], Union[str, bytes]]], "HeaderMap", None]
 
 
-def _b(value: str | bytes) -> bytes:
-    return value.encode() if isinstance(value, str) else bytes(value)
+def _describe(value: object) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text[:60] + '...' if len(text) > 60 else text}"
 
 
-def to_pairs(headers: HeadersLike) -> Headers:
-    """Normalize a dict or an iterable of pairs to a list of ``(bytes, bytes)``."""
+def to_bytes(value: object, what: str = "value", hint: str = "") -> bytes:
+    """``str`` (UTF-8), ``bytes``, ``bytearray`` or ``memoryview`` as bytes; anything else
+    is an :class:`EmulatorError` (``bytes(5)`` would quietly give five NUL bytes).
+    ``hint`` is added to the message for a dict or a list (say how to serialize it)."""
+    if isinstance(value, str):
+        return value.encode()
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    extra = f"; {hint}" if hint and isinstance(value, (dict, list)) else ""
+    raise EmulatorError(f"{what} must be str or bytes (or bytearray, memoryview), not {_describe(value)}{extra}")
+
+
+def _b(value: str | bytes, what: str = "header name or value") -> bytes:
+    return to_bytes(value, what)
+
+
+_HEADER_FORMS = "a dict, a list of (name, value) pairs, or a HeaderMap"
+
+
+def to_pairs(headers: HeadersLike, what: str = "headers") -> Headers:
+    """Normalize a dict, an iterable of ``(name, value)`` pairs or a HeaderMap to a list
+    of ``(bytes, bytes)``; any other shape is an :class:`EmulatorError`."""
     if headers is None:
         return []
-    items = headers.items() if isinstance(headers, Mapping) else headers
-    return [(_b(k), _b(v)) for k, v in items]
+    from ._records import HeaderMap
+
+    if isinstance(headers, HeaderMap):
+        return list(headers.pairs)
+    if isinstance(headers, Mapping):
+        items: Iterable[Any] = headers.items()
+    elif isinstance(headers, (str, bytes, bytearray, memoryview)) or not isinstance(headers, Iterable):
+        raise EmulatorError(f"{what} must be {_HEADER_FORMS}, not {_describe(headers)}")
+    else:
+        items = headers
+    out: Headers = []
+    for i, item in enumerate(items):
+        if not isinstance(item, (tuple, list)) or len(item) != 2:
+            raise EmulatorError(f"{what}: item {i} must be a (name, value) pair, not {_describe(item)}; pass {_HEADER_FORMS}")
+        name, value = item
+        key = _b(name, f"{what}: header name")
+        out.append((key, _b(value, f"{what}: value of {key.decode('utf-8', 'replace')!r}")))
+    return out
 
 
 def encode_pairs(pairs: Headers) -> bytes:

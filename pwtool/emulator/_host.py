@@ -17,14 +17,15 @@ import struct
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Optional, Protocol, TypeVar, Union, cast
 
-from ._codec import Headers, HeadersLike, encode_pairs, to_pairs
-from ._records import CallRecord, HeaderMap, LocalResponse, LogRecord, Logs, Message, Metrics
+from ._codec import Headers, HeadersLike, encode_pairs, to_bytes, to_pairs
+from ._records import MAX_LOG_RECORD, CallRecord, HeaderMap, LocalResponse, LogRecord, Logs, Message, Metrics
 from ._types import (
     Action,
     BufferType,
     EmulatorError,
     LogLevel,
     MapType,
+    ModuleLoadError,
     PeerType,
     PluginStartError,
     Status,
@@ -81,7 +82,32 @@ def encode_property(value: PropertyValue) -> bytes:
         return value.encode()
     if isinstance(value, (bytes, bytearray)):
         return bytes(value)
-    return encode_pairs(to_pairs(value))
+    return encode_pairs(to_pairs(value, "property value"))
+
+
+def _eos(value: object) -> bool:
+    """``end_of_stream`` must be a bool (0 and 1 are accepted too)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    raise EmulatorError(f"end_of_stream must be True or False, not {type(value).__name__} {value!r}")
+
+
+def _status_pairs(status: object, headers: HeadersLike) -> Headers:
+    """``:status`` first, then ``headers`` without one; the status must be an int 100..999."""
+    if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 999:
+        raise EmulatorError(f"the HTTP status must be an int from 100 to 999, not {type(status).__name__} {status!r}")
+    return [(b":status", str(status).encode())] + [p for p in to_pairs(headers) if p[0] != b":status"]
+
+
+def _module_name(module: object) -> str:
+    """How errors name a module: its path, or "module bytes"."""
+    if isinstance(module, (bytes, bytearray, memoryview)):
+        return "module bytes"
+    if isinstance(module, (str, os.PathLike)):
+        return str(os.fspath(module))
+    return repr(module)
 
 
 def _split_path(path: Union[str, tuple[str, ...]]) -> tuple[str, ...]:
@@ -253,9 +279,9 @@ class HttpCall:
         trailers: HeadersLike = None,
     ) -> None:
         """Deliver a response: ``on_http_call_response`` runs now."""
-        body_b = body.encode() if isinstance(body, str) else bytes(body)
-        pairs = [(b":status", str(status).encode())] + [p for p in to_pairs(headers) if p[0] != b":status"]
-        self.emulator._finish_http_call(self, pairs, body_b, to_pairs(trailers), (0, b""))
+        body_b = to_bytes(body, "the response body")
+        pairs = _status_pairs(status, headers)
+        self.emulator._finish_http_call(self, pairs, body_b, to_pairs(trailers, "trailers"), (0, b""))
 
     def fail(self) -> None:
         """Reset the call: 0 headers, status "reset" (the upstream reset the stream).
@@ -294,7 +320,8 @@ class GrpcCall:
 
     def respond(self, message: bytes = b"", initial_metadata: HeadersLike = None, trailing_metadata: HeadersLike = None) -> None:
         """Succeed: ``on_grpc_receive`` with ``message`` (metadata callbacks first/last if given)."""
-        self.emulator._finish_grpc(self, message, to_pairs(initial_metadata), to_pairs(trailing_metadata), None)
+        message_b = to_bytes(message, "the gRPC message")
+        self.emulator._finish_grpc(self, message_b, to_pairs(initial_metadata, "initial metadata"), to_pairs(trailing_metadata, "trailing metadata"), None)
 
     def fail(self, status: int = 14, message: str = "unavailable") -> None:
         """Fail with a gRPC status: ``on_grpc_close(token, status)``; ``get_status`` gives the message."""
@@ -322,13 +349,13 @@ class GrpcStream:
     half_closed: bool = False
 
     def send_initial_metadata(self, metadata: HeadersLike) -> None:
-        self.emulator._grpc_stream_event(self, "initial", to_pairs(metadata))
+        self.emulator._grpc_stream_event(self, "initial", to_pairs(metadata, "initial metadata"))
 
     def send(self, message: bytes) -> None:
-        self.emulator._grpc_stream_event(self, "message", message)
+        self.emulator._grpc_stream_event(self, "message", to_bytes(message, "the gRPC message"))
 
     def send_trailing_metadata(self, metadata: HeadersLike) -> None:
-        self.emulator._grpc_stream_event(self, "trailing", to_pairs(metadata))
+        self.emulator._grpc_stream_event(self, "trailing", to_pairs(metadata, "trailing metadata"))
 
     def close(self, status: int = 0, message: str = "") -> None:
         self.emulator._grpc_stream_event(self, "close", (status, message.encode()))
@@ -442,29 +469,32 @@ class HttpStream:
     # -- driving the stream
     def send_request_headers(self, headers: HeadersLike, end_of_stream: bool = False) -> Action:
         """Client sends request headers; returns the plugin's action."""
-        return self.emulator._op(lambda: self._send_headers(self.request, to_pairs(headers), end_of_stream))
+        pairs, eos = to_pairs(headers, "request headers"), _eos(end_of_stream)
+        return self.emulator._op(lambda: self._send_headers(self.request, pairs, eos))
 
     def send_request_body(self, body: Union[bytes, str], end_of_stream: bool = True) -> Optional[Action]:
         """Client sends a body chunk; ``None`` when the plugin was not called (headers held)."""
-        data = body.encode() if isinstance(body, str) else bytes(body)
-        return self.emulator._op(lambda: self._send_body(self.request, data, end_of_stream))
+        data, eos = to_bytes(body, "the request body"), _eos(end_of_stream)
+        return self.emulator._op(lambda: self._send_body(self.request, data, eos))
 
     def send_request_trailers(self, trailers: HeadersLike) -> Optional[Action]:
-        return self.emulator._op(lambda: self._send_trailers(self.request, to_pairs(trailers)))
+        pairs = to_pairs(trailers, "request trailers")
+        return self.emulator._op(lambda: self._send_trailers(self.request, pairs))
 
     def send_response_headers(self, headers: HeadersLike, end_of_stream: bool = False) -> Action:
         """Upstream sends response headers (include ``:status``)."""
-        pairs = to_pairs(headers)
+        pairs, eos = to_pairs(headers, "response headers"), _eos(end_of_stream)
         if not any(k == b":status" for k, _ in pairs):
             pairs.insert(0, (b":status", b"200"))
-        return self.emulator._op(lambda: self._send_headers(self.response, pairs, end_of_stream))
+        return self.emulator._op(lambda: self._send_headers(self.response, pairs, eos))
 
     def send_response_body(self, body: Union[bytes, str], end_of_stream: bool = True) -> Optional[Action]:
-        data = body.encode() if isinstance(body, str) else bytes(body)
-        return self.emulator._op(lambda: self._send_body(self.response, data, end_of_stream))
+        data, eos = to_bytes(body, "the response body"), _eos(end_of_stream)
+        return self.emulator._op(lambda: self._send_body(self.response, data, eos))
 
     def send_response_trailers(self, trailers: HeadersLike) -> Optional[Action]:
-        return self.emulator._op(lambda: self._send_trailers(self.response, to_pairs(trailers)))
+        pairs = to_pairs(trailers, "response trailers")
+        return self.emulator._op(lambda: self._send_trailers(self.response, pairs))
 
     def send_request(self, headers: HeadersLike, body: Union[bytes, str, None] = None, trailers: HeadersLike = None) -> Action:
         """Send a whole request (headers, then body and trailers if given); returns the header action."""
@@ -478,7 +508,7 @@ class HttpStream:
 
     def send_response(self, status: int = 200, headers: HeadersLike = None, body: Union[bytes, str, None] = None, trailers: HeadersLike = None) -> Action:
         """Send a whole upstream response; returns the header action."""
-        pairs = [(b":status", str(status).encode())] + [p for p in to_pairs(headers) if p[0] != b":status"]
+        pairs = _status_pairs(status, headers)
         end_after_headers = body is None and trailers is None
         action = self.send_response_headers(pairs, end_of_stream=end_after_headers)
         if body is not None and not self.done:
@@ -518,6 +548,8 @@ class HttpStream:
         self._check_open(d)
         if d.started:
             raise EmulatorError(f"{d.name} headers already sent")
+        if d is self.response and not self.request.started:
+            raise EmulatorError(f"HTTP stream {self.id}: send the request headers before the response headers")
         d.started = True
         d.headers = [(k.lower(), v) for k, v in pairs]
         if d is self.request:
@@ -840,16 +872,16 @@ class TcpStream:
         None when the plugin was not called: while its ``on_new_connection`` holds the
         connection, Envoy reads nothing from the client; the plugin gets the data when it
         resumes the connection."""
-        b = data.encode() if isinstance(data, str) else bytes(data)
-        return self.emulator._op(self._downstream_data, b, end_of_stream)
+        b, eos = to_bytes(data, "downstream data"), _eos(end_of_stream)
+        return self.emulator._op(self._downstream_data, b, eos)
 
     def send_upstream_data(self, data: Union[bytes, str], end_of_stream: bool = False) -> Action:
         """The upstream sends bytes; returns the action. Held data stays in the buffer.
 
         An error while ``on_new_connection`` holds the connection: Envoy dials the
         upstream only once the plugin resumes it, so nothing can come from there yet."""
-        b = data.encode() if isinstance(data, str) else bytes(data)
-        return self.emulator._op(self._upstream_data, b, end_of_stream)
+        b, eos = to_bytes(data, "upstream data"), _eos(end_of_stream)
+        return self.emulator._op(self._upstream_data, b, eos)
 
     def _downstream_data(self, data: bytes, eos: bool) -> Optional[Action]:
         self._check_open()
@@ -958,6 +990,7 @@ class Plugin:
         self.vms = vms
         self.roots: dict[int, RootContext] = {}
         self.failure: Optional[str] = None
+        self.shut_down = False
 
     @property
     def vm_id(self) -> str:
@@ -1003,20 +1036,36 @@ class Plugin:
 
     def configure(self, config: Union[bytes, str]) -> None:
         """Push a new configuration to every VM (what an ECDS update does)."""
-        self.config = config.encode() if isinstance(config, str) else bytes(config)
+        self.emulator._check_open()
+        self.config = to_bytes(config, "config", "Envoy passes the configuration as bytes: serialize it first, e.g. json.dumps(...)")
         for vm in self.vms:
             self.emulator._op(self._configure, vm, self.roots[vm.index], self.config)
 
     def http_stream(self, worker: int = 0, properties: Optional[Mapping[str, PropertyValue]] = None) -> HttpStream:
         """Open an HTTP stream on VM ``worker`` (``on_context_create`` runs now)."""
-        vm = self.vms[worker]
+        vm = self._stream_vm(worker)
         return self.emulator._op(lambda: HttpStream(self, vm, properties))
 
     def tcp_stream(self, worker: int = 0) -> TcpStream:
-        return TcpStream(self, self.vms[worker])
+        return TcpStream(self, self._stream_vm(worker))
+
+    def _worker(self, worker: int) -> VM:
+        self.emulator._check_open()
+        if isinstance(worker, bool) or not isinstance(worker, int) or not 0 <= worker < len(self.vms):
+            raise EmulatorError(
+                f"plugin {self.name!r}: no worker {worker!r}; it runs on {len(self.vms)} worker(s), 0 to {len(self.vms) - 1} (load(..., workers=N))"
+            )
+        return self.vms[worker]
+
+    def _stream_vm(self, worker: int) -> VM:
+        vm = self._worker(worker)
+        if self.shut_down:
+            raise EmulatorError(f"plugin {self.name!r} was shut down (Plugin.shutdown()); Envoy routes no new streams to a drained plugin")
+        return vm
 
     def shutdown(self) -> None:
         """Envoy drains the plugin: ``on_done`` on each root; ``on_delete`` once it is done."""
+        self.shut_down = True
         for vm in self.vms:
             root = self.roots.get(vm.index)
             if root is None or not root.alive or vm.failed is not None:
@@ -1071,8 +1120,9 @@ class Plugin:
 
     def call_foreign(self, function_id: int, data: bytes, worker: int = 0) -> None:
         """Call the plugin's ``proxy_on_foreign_function`` with call data ``data``."""
-        vm = self.vms[worker]
+        vm = self._worker(worker)
         root = self.roots[vm.index]
+        data = to_bytes(data, "call data")
 
         def run() -> None:
             vm.call_data = data
@@ -1124,6 +1174,8 @@ class Emulator:
         count_instructions: bool = False,
         record_calls: bool = False,
     ) -> None:
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+            raise EmulatorError(f"timeout must be a number of seconds greater than 0, not {timeout!r}")
         self.count_instructions = count_instructions
         self.record_calls = record_calls
         self.calls: list[CallRecord] = []
@@ -1158,6 +1210,11 @@ class Emulator:
         self._depth = 0
         self._draining = False
         self._load_id = 0
+        self._closed = False
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise EmulatorError("the emulator is closed (Emulator.close() released its VMs); start a new Emulator to run plugins again")
 
     # -- loading
     def load(
@@ -1177,10 +1234,41 @@ class Emulator:
 
         ``module`` is a ``.wasm`` path, wasm bytes, or (native mode, or wasm mode with the
         build available) a plugin directory or ``plugin.py`` file. ``share_vms_with``
-        starts a second root context in the VMs of an existing plugin.
+        starts a second root context in the VMs of an existing plugin. ``config`` and
+        ``vm_config`` are str or bytes, as Envoy passes them (``json.dumps`` a dict first);
+        ``workers`` is at least 1.
+
+        A module that cannot load raises :class:`ModuleLoadError` (a bad plugin directory
+        too), a failed ``on_vm_start``/``on_configure`` :class:`PluginStartError`, a trap
+        while starting :class:`WasmTrap`; their messages start with the module's path (or
+        "module bytes").
         """
-        cfg = config.encode() if isinstance(config, str) else bytes(config)
-        vcfg = vm_config.encode() if isinstance(vm_config, str) else bytes(vm_config)
+        self._check_open()
+        where = _module_name(module)
+        try:
+            return self._load(module, where, config, vm_config, root_id, vm_id, name, workers, mode, share_vms_with)
+        except (ModuleLoadError, PluginStartError, WasmTrap) as exc:
+            exc.locate(where)
+            raise
+
+    def _load(
+        self,
+        module: Union[str, "os.PathLike[str]", bytes],
+        where: str,
+        config: Union[bytes, str],
+        vm_config: Union[bytes, str],
+        root_id: str,
+        vm_id: str,
+        name: str,
+        workers: int,
+        mode: str,
+        share_vms_with: Optional[Plugin],
+    ) -> Plugin:
+        json_hint = "Envoy passes the configuration as bytes: serialize it first, e.g. json.dumps(...)"
+        cfg = to_bytes(config, "config", json_hint)
+        vcfg = to_bytes(vm_config, "vm_config", json_hint)
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise EmulatorError(f"workers must be an int of at least 1 (the number of VMs to start), not {workers!r}")
         if share_vms_with is not None:
             vms = share_vms_with.vms
         else:
@@ -1201,12 +1289,15 @@ class Emulator:
         return plugin
 
     def close(self) -> None:
-        """Shut every plugin down and release the VMs."""
+        """Shut every plugin down and release the VMs; the emulator cannot be used after."""
+        if self._closed:
+            return
         for plugin in self.plugins:
             try:
                 plugin.shutdown()
             except EmulatorError:
                 pass
+        self._closed = True
         for vm in self.vms:
             vm.close()
         self.vms.clear()
@@ -1219,6 +1310,7 @@ class Emulator:
 
     # -- running host operations (after-call actions run once the outermost call returns)
     def _op(self, fn: Callable[..., _Result], *args: Any) -> _Result:
+        self._check_open()
         self._depth += 1
         try:
             return fn(*args)
@@ -1250,9 +1342,15 @@ class Emulator:
             self._draining = False
 
     # -- logs
-    def _log(self, vm: VM, level: int, message: bytes) -> None:
+    def _log(self, vm: VM, level: int, message: bytes, dropped: int = 0) -> None:
+        """Capture one log record: at most MAX_LOG_RECORD bytes of it, the rest noted as dropped."""
         if level < self.log_level:
             return
+        if len(message) > MAX_LOG_RECORD:
+            dropped += len(message) - MAX_LOG_RECORD
+            message = message[:MAX_LOG_RECORD]
+        if dropped:
+            message += f"[... {dropped} bytes dropped]".encode()
         ctx = vm.context() if (vm.current or vm.roots) else None
         root_id = ctx.root_context.plugin.root_id if ctx is not None else ""
         self.logs.records.append(
@@ -1262,6 +1360,9 @@ class Emulator:
     # -- time
     def advance(self, ms: int) -> None:
         """Move the fake clock forward ``ms`` milliseconds, firing due ticks and timeouts in order."""
+        self._check_open()
+        if isinstance(ms, bool) or not isinstance(ms, (int, float)) or ms < 0:
+            raise EmulatorError(f"the clock only moves forward: advance() takes milliseconds >= 0, not {ms!r}")
         target = self.now_ns + ms * 1_000_000
         while True:
             due = self._next_due()
@@ -1319,8 +1420,8 @@ class Emulator:
         return self._shared.get(vm_id, {}).get(key)
 
     def set_shared_data(self, vm_id: str, key: Union[bytes, str], value: Union[bytes, str], cas: int = 0) -> Status:
-        k = key.encode() if isinstance(key, str) else bytes(key)
-        v = value.encode() if isinstance(value, str) else bytes(value)
+        k = to_bytes(key, "the shared data key")
+        v = to_bytes(value, "the shared data value")
         store = self._shared.setdefault(vm_id, {})
         cur = store.get(k)
         if cur is not None and cas != 0 and cas != cur[1]:
@@ -1363,7 +1464,7 @@ class Emulator:
         token = self.resolve_queue(vm_id, name)
         if token is None:
             raise EmulatorError(f"no shared queue {name!r} for vm_id {vm_id!r}")
-        self.enqueue(token, data.encode() if isinstance(data, str) else data)
+        self.enqueue(token, to_bytes(data, "the queue item"))
 
     def dequeue(self, token: int) -> tuple[Status, bytes]:
         q = self._queues.get(token)
@@ -1396,6 +1497,7 @@ class Emulator:
         return call
 
     def _finish_http_call(self, call: HttpCall, headers: Headers, body: bytes, trailers: Headers, status: tuple[int, bytes]) -> None:
+        self._check_open()
         if call.done:
             raise EmulatorError(f"HTTP call {call.token} was already answered")
         call.done = True
@@ -1432,6 +1534,7 @@ class Emulator:
         return stream
 
     def _finish_grpc(self, call: GrpcCall, message: Optional[bytes], initial: Headers, trailing: Headers, failure: Optional[tuple[int, bytes]]) -> None:
+        self._check_open()
         if call.done:
             raise EmulatorError(f"gRPC call {call.token} was already answered")
         call.done = True
@@ -1470,6 +1573,7 @@ class Emulator:
         self._op(run)
 
     def _grpc_stream_event(self, stream: GrpcStream, kind: str, payload: Any) -> None:
+        self._check_open()
         if stream.remote_closed or stream.cancelled:
             raise EmulatorError(f"gRPC stream {stream.token} is closed")
         root = stream.root

@@ -111,10 +111,11 @@ class Hostcalls:
         return self._ctx().root_context
 
     # -- logging, time, ticks
-    def log(self, level: int, message: BytesLike) -> None:
+    def log(self, level: int, message: BytesLike, dropped: int = 0) -> None:
+        """``dropped``: bytes of the message the wasm adapter did not copy (over the cap)."""
         if not 0 <= level <= 5:
             raise _err(Status.BAD_ARGUMENT, "proxy_log")
-        self._emu._log(self._vm, level, _b(message))
+        self._emu._log(self._vm, level, _b(message), dropped=dropped)
 
     def get_log_level(self) -> int:
         return int(self._emu.log_level)

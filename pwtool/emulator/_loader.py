@@ -23,7 +23,7 @@ def build_plugin_cached(plugin: Union[str, "os.PathLike[str]"], cache_dir: Union
     src = Path(plugin)
     plugin_dir = src if src.is_dir() else src.parent
     try:
-        from pwtool.build import build_inputs_digest, build_plugin
+        from pwtool.build import BuildError, PluginError, build_inputs_digest, build_plugin
     except ImportError as exc:  # the build API is the lead's; say clearly what is missing
         raise ModuleLoadError(f"cannot build {plugin_dir}: pwtool.build.build_plugin is unavailable ({exc})") from exc
     cache = Path(cache_dir) if cache_dir else Path(tempfile.gettempdir()) / "pwtool-emulator-builds"
@@ -31,7 +31,10 @@ def build_plugin_cached(plugin: Union[str, "os.PathLike[str]"], cache_dir: Union
     out = cache / f"{plugin_dir.name}-{build_inputs_digest(plugin_dir)}.wasm"
     if not out.exists():
         tmp = out.with_suffix(f".{os.getpid()}.tmp.wasm")
-        build_plugin(plugin_dir, tmp)
+        try:
+            build_plugin(plugin_dir, tmp)
+        except (PluginError, BuildError) as exc:  # a bad plugin directory is a module that cannot load
+            raise ModuleLoadError(str(exc)) from exc
         os.replace(tmp, out)
     return out
 
@@ -43,19 +46,21 @@ def make_backend(vm: "VM", module: Union[str, "os.PathLike[str]", bytes], mode: 
     if mode == "native":
         from ._native import NativeBackend
 
-        if isinstance(module, (bytes, bytearray)):
+        if isinstance(module, (bytes, bytearray, memoryview)):
             raise ModuleLoadError("native mode needs the plugin's source, not wasm bytes")
         shared = _shared_native(vm, Path(module))
         return NativeBackend(vm, Path(module), shared)
     from ._wasm import WasmBackend
 
-    if isinstance(module, (bytes, bytearray)):
+    if isinstance(module, (bytes, bytearray, memoryview)):
         return WasmBackend(vm, bytes(module))
+    if not isinstance(module, (str, os.PathLike)):
+        raise ModuleLoadError(f"module must be a .wasm path, wasm bytes or a plugin directory, not {type(module).__name__}")
     path = Path(module)
     if path.is_dir() or path.suffix == ".py":
         path = build_plugin_cached(path, vm.emulator.build_cache)
     if not path.exists():
-        raise ModuleLoadError(f"no such module: {path}")
+        raise ModuleLoadError("no such file")
     return WasmBackend(vm, path.read_bytes())
 
 

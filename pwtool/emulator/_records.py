@@ -7,9 +7,13 @@ from collections.abc import Iterator
 from typing import Any, Optional, Union, overload
 
 from ._codec import Headers, HeadersLike, to_pairs
-from ._types import LogLevel, MetricType
+from ._types import EmulatorError, LogLevel, MetricType
 
-__all__ = ["CallRecord", "HeaderMap", "Message", "LocalResponse", "LogRecord", "Logs", "Metric", "Metrics"]
+__all__ = ["CallRecord", "HeaderMap", "Message", "LocalResponse", "LogRecord", "Logs", "Metric", "Metrics", "MAX_LOG_RECORD"]
+
+#: The most of one log message (proxy_log, or one fd_write) the host keeps; the rest is
+#: dropped and noted as "[... N bytes dropped]", so a hostile module cannot fill the host's memory.
+MAX_LOG_RECORD = 1024 * 1024
 
 
 class HeaderMap:
@@ -66,7 +70,10 @@ class HeaderMap:
                 len(other) == len(self.pairs) and self.to_dict() == {str(k): str(v) for k, v in other.items()}
             )
         if isinstance(other, list):
-            return self.pairs == to_pairs(other)
+            try:
+                return self.pairs == to_pairs(other)
+            except EmulatorError:
+                return False
         return NotImplemented
 
     def __repr__(self) -> str:

@@ -121,6 +121,18 @@ class HostcallError(Exception):
 class EmulatorError(Exception):
     """Base class of the errors the emulator raises to the test."""
 
+    #: The module (file path, or "module bytes") the error is about, once known.
+    module: "str | None" = None
+
+    def locate(self, where: str) -> None:
+        """Name the module (and plugin) the error is about at the front of the message, once."""
+        if self.module is not None:
+            return
+        self.module = where
+        message = str(self.args[0]) if self.args else ""
+        if not message.startswith(where):
+            self.args = (f"{where}: {message}", *self.args[1:])
+
 
 class ModuleLoadError(EmulatorError):
     """The module cannot be loaded, for the reason Envoy would give."""

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import wasmtime
 from wasmtime import _ffi as ffi
 
+from ._records import MAX_LOG_RECORD
 from ._types import HostcallError, ModuleLoadError, Status, WasmTrap
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 from pwtool.abi import ABI_VERSION_EXPORTS as ABI_VERSIONS
 from pwtool.abi import ENVOY_WASI_FUNCTIONS as ALLOWED_WASI
 
-__all__ = ["WasmBackend", "ALLOWED_WASI", "ABI_VERSIONS", "abi_version_of", "compile_module"]
+__all__ = ["WasmBackend", "ALLOWED_WASI", "ABI_VERSIONS", "abi_version_of", "check_exports", "compile_module"]
 
 _I32 = wasmtime.ValType.i32()
 _I64 = wasmtime.ValType.i64()
@@ -102,6 +103,14 @@ _EPOCH_TICK_S = 0.01
 
 class _OOB(Exception):
     """A guest pointer/length pair outside linear memory."""
+
+
+class _NoMemory(Exception):
+    """A hostcall needed guest memory before the instance (and its memory) existed."""
+
+
+class _StartHostcall(Exception):
+    """A hostcall made by the start function (during instantiation) could not run."""
 
 
 class _ProcExit(Exception):
@@ -179,6 +188,83 @@ def abi_version_of(module: wasmtime.Module) -> str:
     return found[-1]
 
 
+# Exports proxy-wasm-cpp-host looks up with a fixed signature ("i" per i32 param, "-> i"
+# for an i32 result); a function export of one of these names with another signature
+# fails the load ("Bad function signature for: <name>"). Other kinds are ignored, as there.
+_WORD3, _VOID3 = ("iii", True), ("iii", False)
+_EXPORT_SIGS: dict[str, tuple[str, bool]] = {
+    "malloc": ("i", True),
+    "proxy_on_memory_allocate": ("i", True),
+    "_initialize": ("", False),
+    "_start": ("", False),
+    "__wasm_call_ctors": ("", False),
+    "proxy_on_context_create": ("ii", False),
+    "proxy_on_vm_start": ("ii", True),
+    "proxy_on_configure": ("ii", True),
+    "proxy_on_validate_configuration": ("ii", True),
+    "proxy_on_tick": ("i", False),
+    "proxy_on_done": ("i", True),
+    "proxy_on_log": ("i", False),
+    "proxy_on_delete": ("i", False),
+    "proxy_on_new_connection": ("i", True),
+    "proxy_on_downstream_data": _WORD3,
+    "proxy_on_upstream_data": _WORD3,
+    "proxy_on_downstream_connection_close": ("ii", False),
+    "proxy_on_upstream_connection_close": ("ii", False),
+    "proxy_on_request_headers": _WORD3,
+    "proxy_on_request_body": _WORD3,
+    "proxy_on_request_trailers": ("ii", True),
+    "proxy_on_request_metadata": ("ii", True),
+    "proxy_on_response_headers": _WORD3,
+    "proxy_on_response_body": _WORD3,
+    "proxy_on_response_trailers": ("ii", True),
+    "proxy_on_response_metadata": ("ii", True),
+    "proxy_on_http_call_response": ("iiiii", False),
+    "proxy_on_grpc_receive_initial_metadata": _VOID3,
+    "proxy_on_grpc_receive_trailing_metadata": _VOID3,
+    "proxy_on_grpc_receive": _VOID3,
+    "proxy_on_grpc_close": _VOID3,
+    "proxy_on_queue_ready": ("ii", False),
+    "proxy_on_foreign_function": _VOID3,
+    "proxy_on_grpc_create_initial_metadata": _VOID3,
+}
+_EXPORT_SIGS_01: dict[str, tuple[str, bool]] = {
+    "proxy_on_request_headers": ("ii", True),
+    "proxy_on_response_headers": ("ii", True),
+}
+
+
+def _sig_text(params: list[str], results: list[str]) -> str:
+    return f"({', '.join(params)}) -> {results[0] if len(results) == 1 else '(' + ', '.join(results) + ')'}"
+
+
+def _kind(ty: Any) -> str:
+    return {"FuncType": "function", "GlobalType": "global", "MemoryType": "memory", "TableType": "table"}.get(type(ty).__name__, type(ty).__name__)
+
+
+def check_exports(module: wasmtime.Module, abi: str) -> str:
+    """Check the exports Envoy looks up by name; return the allocator's export name.
+
+    As proxy-wasm-cpp-host: a function with the wrong signature fails the load, and an
+    export of another kind counts as missing (so no allocator function fails the load).
+    """
+    types = {e.name: e.type for e in module.exports}
+    for name, ty in types.items():
+        expected = (_EXPORT_SIGS_01 if abi == "0.1.0" else {}).get(name) or _EXPORT_SIGS.get(name)
+        if expected is None or not isinstance(ty, wasmtime.FuncType):
+            continue
+        got = _sig_text([str(p) for p in ty.params], [str(r) for r in ty.results])
+        want = _sig_text(["i32"] * len(expected[0]), ["i32"] if expected[1] else [])
+        if got != want:
+            raise ModuleLoadError(f"Bad function signature for: {name}: the module exports {got}, Envoy expects {want}")
+    for name in ("malloc", "proxy_on_memory_allocate"):
+        if isinstance(types.get(name), wasmtime.FuncType):
+            return name
+    wrong = [f"{name} is exported as a {_kind(types[name])}, not a function" for name in ("malloc", "proxy_on_memory_allocate") if name in types]
+    hint = "; ".join(wrong + ["Envoy needs malloc or proxy_on_memory_allocate exported as a function (i32) -> i32"])
+    raise ModuleLoadError(f"Wasm module is missing malloc function ({hint})")
+
+
 def _expected_import(module_name: str, name: str, abi: str) -> Optional[tuple[str, bool]]:
     if module_name == "env":
         if name.startswith("proxy_"):
@@ -206,15 +292,14 @@ class WasmBackend:
         emu = vm.emulator
         self.module = compile_module(code, emu.count_instructions)
         self.abi_version = abi_version_of(self.module)
-        exports = {e.name for e in self.module.exports}
-        if "malloc" not in exports and "proxy_on_memory_allocate" not in exports:
-            raise ModuleLoadError("Wasm module is missing malloc function.")
+        self._malloc_name = check_exports(self.module, self.abi_version)
         self.store = wasmtime.Store(_Engine.get(emu.count_instructions).engine)
         if emu.count_instructions:
             self.store.set_fuel(_FUEL)
         self.store.set_limits(memory_size=emu.memory_limit)
         self.store.set_epoch_deadline(1 << 62)
         self._ticks = max(1, int(emu.timeout / _EPOCH_TICK_S))
+        self._instantiating = False
         self._depth = 0
         self._mem: Optional[wasmtime.Memory] = None
         self._callbacks: list[Any] = []  # keeps the ctypes trampolines alive
@@ -233,12 +318,21 @@ class WasmBackend:
                 raise ModuleLoadError(f"Failed to load Wasm module due to an import type mismatch: {imp.module}.{imp.name}")
             impl = self._import_impl(imp.module, imp.name or "")
             self._define_fast(linker, imp.module, imp.name or "", want, impl, expected[0], expected[1])
+        # The start function (if any) runs here: under the deadline like any callback.
+        self._instantiating = True
+        self.store.set_epoch_deadline(self._ticks)
         try:
             self.instance = linker.instantiate(self.store, self.module)
-        except wasmtime.Trap as exc:
-            raise WasmTrap("instantiate", str(exc).splitlines()[0]) from exc
-        except wasmtime.WasmtimeError as exc:
-            raise ModuleLoadError(f"Failed to instantiate Wasm module: {str(exc).splitlines()[0]}") from exc
+        except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
+            pending, self._pending_exc = self._pending_exc, None
+            if pending is not None:
+                raise self._from_host("the start function", pending) from exc
+            if isinstance(exc, wasmtime.Trap):
+                raise WasmTrap("the start function", self._describe(exc, "the start function")) from exc
+            raise ModuleLoadError(f"Failed to instantiate Wasm module: {str(exc).strip().splitlines()[0]}") from exc
+        finally:
+            self._instantiating = False
+            self.store.set_epoch_deadline(1 << 62)
         ex = self.instance.exports(self.store)
         mem = ex.get("memory")
         if not isinstance(mem, wasmtime.Memory):
@@ -249,7 +343,7 @@ class WasmBackend:
             f = ex.get(e.name)
             if isinstance(f, wasmtime.Func):
                 self._funcs[e.name] = f
-        self._malloc = self._funcs.get("malloc") or self._funcs["proxy_on_memory_allocate"]
+        self._malloc = self._funcs[self._malloc_name]
         # Reactor start-up as proxy-wasm-cpp-host does it.
         if "_initialize" in self._funcs:
             self._run("_initialize", self._funcs["_initialize"])
@@ -325,6 +419,8 @@ class WasmBackend:
     def _from_host(self, label: str, exc: BaseException) -> BaseException:
         if isinstance(exc, _ProcExit):
             return WasmTrap(label, f"proc_exit({exc.code})")
+        if isinstance(exc, _StartHostcall):
+            return WasmTrap(label, str(exc))
         return exc  # WasmTrap from a nested call, or a bug/exception in host code: surface it as is
 
     def _define_fast(self, linker: wasmtime.Linker, module: str, name: str, ty: wasmtime.FuncType, impl: Callable[..., Any], params: str, result: bool) -> None:
@@ -340,6 +436,10 @@ class WasmBackend:
                     vals[0].i32 = ((int(out) + 2**31) % 2**32) - 2**31
                 return 0
             except BaseException as exc:  # noqa: BLE001 - re-raised by _run
+                if backend._instantiating and not isinstance(exc, _ProcExit):
+                    # Envoy runs no hostcall before the module is instantiated: no memory, no context.
+                    why = "before the module's memory is available" if isinstance(exc, _NoMemory) else f"and failed: {exc}"
+                    exc = _StartHostcall(f"hostcall {module}.{name} called from the start function, {why}")
                 backend._pending_exc = exc
                 msg = b"host function raised"
                 return ctypes.cast(ffi.wasmtime_trap_new(msg, len(msg)), ctypes.c_void_p).value or 0
@@ -353,7 +453,7 @@ class WasmBackend:
         if error:
             raise ModuleLoadError(str(wasmtime.WasmtimeError._from_ptr(error)))
 
-    def _describe(self, exc: wasmtime.Trap) -> str:
+    def _describe(self, exc: wasmtime.Trap, what: str = "the callback") -> str:
         code = exc.trap_code
         text = exc.message or str(exc)
         reasons = [line.strip() for line in text.splitlines() if "wasm trap:" in line]
@@ -361,7 +461,7 @@ class WasmBackend:
         if code is not None and code.name.lower() not in msg.lower().replace(" ", "_"):
             msg = f"{msg} ({code.name.lower()})"
         if code == wasmtime.TrapCode.INTERRUPT:
-            return f"deadline exceeded: the callback ran longer than {self.vm.emulator.timeout}s (interrupt)"
+            return f"deadline exceeded: {what} ran longer than {self.vm.emulator.timeout}s (interrupt)"
         frames = []
         for f in (exc.frames or [])[:5]:
             frames.append(f.func_name or f"func[{f.func_index}]")
@@ -373,7 +473,8 @@ class WasmBackend:
 
     # -- guest memory
     def _view(self) -> tuple[int, int]:
-        assert self._mem is not None
+        if self._mem is None:
+            raise _NoMemory()
         return ctypes.addressof(self._mem.data_ptr(self.store).contents), self._mem.data_len(self.store)
 
     def read(self, ptr: int, size: int) -> bytes:
@@ -398,7 +499,7 @@ class WasmBackend:
         self.write(ptr, struct.pack("<Q", value & 0xFFFFFFFFFFFFFFFF))
 
     def alloc(self, size: int) -> int:
-        addr = self._run("malloc", self._malloc, size)
+        addr = self._run(self._malloc_name, self._malloc, size)
         addr = int(addr) & 0xFFFFFFFF
         if addr == 0:
             raise _OOB()
@@ -441,7 +542,13 @@ class WasmBackend:
 
     # proxy_* — each returns None (OK) or raises HostcallError / _OOB.
     def p_log(self, level: int, ptr: int, size: int) -> None:
-        self.hc.log(level, self.read(ptr, size))
+        size &= 0xFFFFFFFF
+        if size <= MAX_LOG_RECORD:
+            self.hc.log(level, self.read(ptr, size))
+            return
+        if (ptr & 0xFFFFFFFF) + size > self._view()[1]:
+            raise _OOB()  # the whole range must be in memory, as for a shorter message
+        self.hc.log(level, self.read(ptr, MAX_LOG_RECORD), dropped=size - MAX_LOG_RECORD)
 
     def p_get_log_level(self, out: int) -> None:
         self.write_u32(out, self.hc.get_log_level())
@@ -597,15 +704,28 @@ class WasmBackend:
         if fd not in (1, 2):
             return 8  # EBADF
         try:
+            # Keep at most MAX_LOG_RECORD bytes on the host, however many iovecs there are.
+            _, length = self._view()
+            count = iovs_len & 0xFFFFFFFF
+            if (iovs & 0xFFFFFFFF) + 8 * count > length:
+                raise _OOB()
+            iov_bytes = self.read(iovs, 8 * count)
             chunks = []
-            for i in range(iovs_len & 0xFFFFFFFF):
-                buf, n = struct.unpack("<II", self.read(iovs + 8 * i, 8))
-                if n:
-                    chunks.append(self.read(buf, n))
+            kept = total = 0
+            for buf, n in struct.iter_unpack("<II", iov_bytes):
+                if buf + n > length:
+                    raise _OOB()
+                total += n
+                take = min(n, MAX_LOG_RECORD - kept)
+                if take > 0:
+                    chunks.append(self.read(buf, take))
+                    kept += take
             data = b"".join(chunks)
+            dropped = total - kept
             if data:
-                self.vm.emulator._log(self.vm, 2 if fd == 1 else 4, data[:-1] if data.endswith(b"\n") else data)
-            self.write_u32(out, len(data))
+                message = data[:-1] if data.endswith(b"\n") and not dropped else data
+                self.vm.emulator._log(self.vm, 2 if fd == 1 else 4, message, dropped=dropped)
+            self.write_u32(out, total)
         except _OOB:
             return 21  # EFAULT
         return 0

@@ -161,4 +161,4 @@ def test_the_emulator_does_the_same(module: Path) -> None:
         plugin.advance(50)
         assert plugin.logs.warn == EXPECTED_LOGS
         assert stream.upstream_request.body == b"xyz+"
-        assert dict(stream.upstream_request.trailers) == {"t": "1", "x-seen": "yes"}
+        assert stream.upstream_request.trailers.to_dict() == {"t": "1", "x-seen": "yes"}
