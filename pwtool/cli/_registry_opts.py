@@ -32,12 +32,23 @@ def registry_options(func: F) -> F:
         click.option("--insecure", is_flag=True,
                      help="Allow plain HTTP and skip TLS certificate verification."),
         click.option("--retries", type=click.IntRange(0, 20), default=4, show_default=True,
-                     help="Retries of transient errors (5xx, 429, connection resets), with backoff."),
+                     help="Retries of transient errors (5xx, 429, timeouts, connection resets), with backoff; "
+                          "each retry is announced on stderr."),
+        click.option("--timeout", type=click.FloatRange(0, min_open=True), default=60, show_default=True,
+                     metavar="SECONDS",
+                     help="Give up waiting when the registry sends nothing for SECONDS (connecting or "
+                          "mid-transfer). Each request, retries included, must also finish within 5 x SECONDS "
+                          "plus 1 s per 64 KiB it moves (a 20 MB module: 5 min + 5 min)."),
         click.option("--json", "as_json", is_flag=True, help="Print one JSON object for scripts."),
     ]
     for opt in reversed(opts):
         func = opt(func)
     return func
+
+
+def notice(message: str) -> None:
+    """Print a retry notice or warning from the registry client on stderr (also with --json)."""
+    click.echo(message, err=True)
 
 
 def credentials_from(registry: str, username: str | None, password: str | None,

@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from pwtool.cli._errors import fail
-from pwtool.cli._registry_opts import credentials_from, registry_options
+from pwtool.cli._registry_opts import credentials_from, notice, registry_options
 from pwtool.oci import ReferenceError, RegistryError, parse_reference, pull_wasm
 
 
@@ -54,7 +54,7 @@ def _write_output(output: Path, module: bytes, as_json: bool) -> None:
 @registry_options
 def command(ref: str, output: Path, expect_sha256: str | None, username: str | None, password: str | None,
             password_stdin: bool, docker_config: Path | None, ca_file: str | None, insecure: bool,
-            retries: int, as_json: bool) -> None:
+            retries: int, timeout: float, as_json: bool) -> None:
     """Pull REF and extract plugin.wasm from a compat, oci or cncf image.
 
     The manifest and layer digests are verified; the module is written atomically.
@@ -70,7 +70,8 @@ def command(ref: str, output: Path, expect_sha256: str | None, username: str | N
              "or -o - for standard output", as_json)
     creds = credentials_from(reference.registry, username, password, password_stdin, docker_config, as_json)
     try:
-        result = pull_wasm(reference, credentials=creds, ca_file=ca_file, insecure=insecure, retries=retries)
+        result = pull_wasm(reference, credentials=creds, ca_file=ca_file, insecure=insecure, retries=retries,
+                           timeout=timeout, notify=notice)
     except RegistryError as exc:
         fail(str(exc), as_json)
         return

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from pwtool.cli._errors import fail
-from pwtool.cli._registry_opts import ProgressPrinter, credentials_from, registry_options
+from pwtool.cli._registry_opts import ProgressPrinter, credentials_from, notice, registry_options
 from pwtool.cli._wasm import module_problem
 from pwtool.oci import DEFAULT_CHUNK, FORMATS, ReferenceError, RegistryError, parse_reference, push_wasm
 
@@ -45,7 +45,7 @@ def _build_directory(path: Path, quiet: bool) -> tuple[bytes, str | None]:
 def command(source: Path, ref: str, fmt: str, manifest_type: str, chunk_size: int,
             annotations: tuple[str, ...], progress: bool | None, username: str | None, password: str | None,
             password_stdin: bool, docker_config: Path | None, ca_file: str | None, insecure: bool,
-            retries: int, as_json: bool) -> None:
+            retries: int, timeout: float, as_json: bool) -> None:
     """Push WASM (a .wasm file) or PLUGIN_DIR (built first) to REF (HOST[:PORT]/REPO[:TAG]).
 
     Prints the manifest digest and the module's sha256. Re-pushing the same module is
@@ -85,7 +85,8 @@ def command(source: Path, ref: str, fmt: str, manifest_type: str, chunk_size: in
     try:
         result = push_wasm(module, reference, format=fmt, manifest_type=manifest_type, credentials=creds,
                            ca_file=ca_file, insecure=insecure, chunk_size=chunk_size, progress=printer,
-                           root_ids=root_ids, annotations=notes or None, retries=retries)
+                           root_ids=root_ids, annotations=notes or None, retries=retries,
+                           timeout=timeout, notify=notice)
     except (RegistryError, ValueError) as exc:
         fail(str(exc), as_json)
         return

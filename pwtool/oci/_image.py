@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import bz2
 import gzip
 import hashlib
 import io
 import json
+import lzma
+import re
 import tarfile
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +33,9 @@ FORMATS = ("compat", "oci", "cncf")
 FLAVOURS = ("oci", "docker")
 PLUGIN_FILE = "plugin.wasm"
 WASM_MAGIC = b"\0asm"
+MAX_UNPACKED = 256 * 1024 * 1024
+"""The most ``extract_plugin`` decompresses from a compat layer (Envoy modules are a few MB)."""
+_DIGEST = re.compile(r"[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+")
 
 
 def sha256_digest(data: bytes) -> str:
@@ -152,26 +159,125 @@ def build_image(
     return Image(format, media_type, config, layers, json.dumps(manifest, indent=2).encode())
 
 
-def extract_plugin(layer_tgz: bytes) -> bytes:
-    """Return ``plugin.wasm`` from a tar+gzip layer (any directory, like Istio)."""
+class _Bounded(io.RawIOBase):
+    """A read-only stream that raises once more than ``limit`` bytes were read from ``inner``."""
+
+    def __init__(self, inner: io.BufferedIOBase | gzip.GzipFile | bz2.BZ2File | lzma.LZMAFile, limit: int) -> None:
+        self.inner, self.limit, self.count = inner, limit, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        if not len(view):
+            return 0
+        data = self.inner.read(min(len(view), self.limit + 1 - self.count))
+        self.count += len(data)
+        if self.count > self.limit:
+            raise _TooBig()
+        view[:len(data)] = data
+        return len(data)
+
+
+class _TooBig(Exception):
+    pass
+
+
+def _decompressor(data: bytes) -> io.BufferedIOBase | gzip.GzipFile | bz2.BZ2File | lzma.LZMAFile:
+    raw = io.BytesIO(data)
+    if data.startswith(b"\x1f\x8b"):
+        return gzip.GzipFile(fileobj=raw, mode="rb")
+    if data.startswith(b"BZh"):
+        return bz2.BZ2File(raw)
+    if data.startswith(b"\xfd7zXZ\x00"):
+        return lzma.LZMAFile(raw)
+    return raw
+
+
+def extract_plugin(layer_tgz: bytes, *, limit: int = MAX_UNPACKED) -> bytes:
+    """Return ``plugin.wasm`` from a tar+gzip layer (any directory, like Istio).
+
+    The layer may also be a plain, bzip2 or xz tar. At most ``limit`` bytes are decompressed: a layer that
+    unpacks to more (a compression bomb, or a whole container image) is refused with a ValueError.
+    """
+    mib = f"{limit / (1024 * 1024):g} MiB"
     try:
-        with tarfile.open(fileobj=io.BytesIO(layer_tgz), mode="r:*") as tar:
+        stream = _Bounded(_decompressor(layer_tgz), limit)
+        with tarfile.open(fileobj=io.BufferedReader(stream), mode="r|") as tar:
             for member in tar:
                 if member.isfile() and member.name.rsplit("/", 1)[-1] == PLUGIN_FILE:
+                    if member.size > limit:
+                        raise _TooBig()
                     handle = tar.extractfile(member)
                     if handle is not None:
                         return handle.read()
-    except (tarfile.TarError, OSError, EOFError) as exc:
+    except _TooBig:
+        raise ValueError(f"the layer unpacks to more than {mib} (a compression bomb, or not a wasm image); "
+                         "refusing to decompress it") from None
+    except (tarfile.TarError, OSError, EOFError, lzma.LZMAError, zlib.error) as exc:
         raise ValueError(f"layer is not a valid tar+gzip archive: {exc}") from exc
     raise ValueError(f"no {PLUGIN_FILE} in the last layer")
 
 
+def json_type(value: Any) -> str:
+    """What kind of JSON value `value` is, with its article, for error messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    return "an object"
+
+
+def _descriptor_problem(desc: Any, where: str) -> str | None:
+    if not isinstance(desc, dict):
+        return f"{where} is {json_type(desc)} {json.dumps(desc)[:60]}, not a descriptor object"
+    media_type, digest, size = desc.get("mediaType"), desc.get("digest"), desc.get("size")
+    if not isinstance(media_type, str):
+        return f"{where}.mediaType is {json_type(media_type)}, not a string"
+    if not isinstance(digest, str) or not _DIGEST.fullmatch(digest):
+        shown = f" {json.dumps(digest)[:80]}" if digest is not None else ""
+        return f"{where}.digest is {json_type(digest)}{shown}, not a digest such as sha256:<64 hex digits>"
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        return f"{where}.size is {json_type(size)} {json.dumps(size)[:40]}, not a byte count"
+    return None
+
+
+def manifest_problem(manifest: dict[str, Any]) -> str | None:
+    """What is malformed in an image manifest's descriptors (``layers``, ``config``), or None.
+
+    A missing or empty ``layers`` is not malformed here (``detect_format`` says the image has no layers).
+    """
+    layers = manifest.get("layers")
+    if layers is not None and not isinstance(layers, list):
+        return f"layers is {json_type(layers)}, not a list"
+    for i, layer in enumerate(layers or []):
+        problem = _descriptor_problem(layer, f"layers[{i}]")
+        if problem is not None:
+            return problem
+    if "config" in manifest:
+        return _descriptor_problem(manifest["config"], "config")
+    return None
+
+
 def detect_format(manifest: dict[str, Any]) -> str:
-    """Which of our formats a parsed manifest is: ``compat``, ``oci`` or ``cncf``."""
+    """Which of our formats a parsed manifest is: ``compat``, ``oci`` or ``cncf``.
+
+    Raises ValueError for a manifest that is none of them or whose layers are malformed.
+    """
     layers = manifest.get("layers")
     if not isinstance(layers, list) or not layers:
         raise ValueError("manifest has no layers")
-    types = [str(layer.get("mediaType", "")) for layer in layers if isinstance(layer, dict)]
+    problem = manifest_problem(manifest)
+    if problem is not None:
+        raise ValueError(f"malformed manifest: {problem}")
+    types = [str(layer["mediaType"]) for layer in layers]
     if WASME_LAYER in types:
         if len(layers) != 2:
             raise ValueError(f"oci wasm image must have exactly 2 layers, found {len(layers)}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import http.client
 import http.server
 import json
@@ -324,3 +325,147 @@ def skopeo(*args: str) -> subprocess.CompletedProcess[str]:
     if proc.returncode != 0:
         raise AssertionError(f"skopeo {' '.join(args)} failed: {proc.stderr}")
     return proc
+
+
+# -- a scripted, misbehaving registry ------------------------------------------------------------------
+class FakeHandler(http.server.BaseHTTPRequestHandler):
+    """One request to a ``FakeRegistry``; ``answer`` functions use ``send``/``drain`` and these fields."""
+
+    protocol_version = "HTTP/1.1"
+    registry: "FakeRegistry"
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    @property
+    def route(self) -> str:
+        """The path without the query string."""
+        return self.path.split("?")[0]
+
+    def drain(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _handle(self) -> None:
+        owner = self.registry
+        with owner._lock:
+            owner.requests.append((self.command, self.path))
+        if owner.answer is not None and owner.answer(self):
+            return
+        self.serve_default()
+
+    def serve_default(self) -> None:
+        """What a working registry answers, from ``manifests`` and ``blobs``."""
+        owner, route = self.registry, self.route
+        if route == "/v2/":
+            return self.send(200, b"{}")
+        kind, _, ident = route.rpartition("/")
+        kind = kind.rsplit("/", 1)[-1]
+        if self.command == "POST" and route.endswith("/blobs/uploads/"):
+            self.drain()
+            return self.send(202, headers={"Location": route + "u1"})
+        if self.command in ("PUT", "PATCH") and "/blobs/uploads/" in route:
+            data = self.drain()
+            if self.command == "PATCH":
+                return self.send(202, headers={"Location": route, "Range": f"0-{max(len(data) - 1, 0)}"})
+            digest = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query).get("digest", [""])[0]
+            owner.blobs[digest] = data
+            return self.send(201, headers={"Location": route.replace("uploads/u1", digest)})
+        if self.command == "PUT" and kind == "manifests":
+            data = self.drain()
+            digest = "sha256:" + hashlib.sha256(data).hexdigest()
+            owner.manifests[ident] = (self.headers.get("Content-Type", ""), data)
+            return self.send(201, headers={"Docker-Content-Digest": digest})
+        if kind == "manifests" and ident in owner.manifests:
+            media_type, data = owner.manifests[ident]
+            return self.send(200, data, {"Content-Type": media_type,
+                                         "Docker-Content-Digest": "sha256:" + hashlib.sha256(data).hexdigest()})
+        if kind == "blobs" and ident in owner.blobs:
+            return self.send(200, owner.blobs[ident])
+        code = "MANIFEST_UNKNOWN" if kind == "manifests" else "BLOB_UNKNOWN"
+        return self.send(404, json.dumps({"errors": [{"code": code, "message": "unknown"}]}).encode())
+
+    do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _handle
+
+
+class _QuietServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up on a misbehaving answer is the point of these tests, not an error."""
+
+
+Answer = Callable[[FakeHandler], bool | None]
+"""``answer(request)`` answers a request itself and returns True, or returns None for the default answer."""
+
+
+@dataclass
+class FakeRegistry:
+    """A tiny threaded registry on 127.0.0.1 (plain HTTP, no auth) serving ``manifests`` and ``blobs``, whose
+    ``answer`` hook can break any request: huge or endless bodies, silence, redirect loops, 5xx. Handlers
+    that stall should wait on ``stopping`` so that ``stop()`` ends them."""
+
+    answer: Answer | None = None
+    manifests: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+    blobs: dict[str, bytes] = field(default_factory=dict)
+    requests: list[tuple[str, str]] = field(default_factory=list)
+    stopping: threading.Event = field(default_factory=threading.Event)
+    port: int = 0
+    _server: http.server.ThreadingHTTPServer | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def add_blob(self, data: bytes) -> dict[str, Any]:
+        """Store ``data``; returns its descriptor (without a media type)."""
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        self.blobs[digest] = data
+        return {"digest": digest, "size": len(data)}
+
+    def add_manifest(self, tag: str, manifest: dict[str, Any] | bytes,
+                     media_type: str = "application/vnd.oci.image.manifest.v1+json") -> str:
+        """Serve ``manifest`` under ``tag`` and its digest; returns the digest."""
+        data = manifest if isinstance(manifest, bytes) else json.dumps(manifest).encode()
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        self.manifests[tag] = self.manifests[digest] = (media_type, data)
+        return digest
+
+    def add_cncf_image(self, tag: str, module: bytes, **manifest_fields: Any) -> str:
+        """A cncf wasm image (config + one application/wasm layer); ``manifest_fields`` override fields."""
+        manifest: dict[str, Any] = {
+            "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.wasm.config.v0+json", **self.add_blob(b"{}")},
+            "layers": [{"mediaType": "application/wasm", **self.add_blob(module)}],
+        }
+        manifest.update(manifest_fields)
+        return self.add_manifest(tag, manifest)
+
+    def start(self) -> "FakeRegistry":
+        handler = type("Handler", (FakeHandler,), {"registry": self})
+        self._server = _QuietServer(("127.0.0.1", 0), handler)
+        self.port = self._server.server_address[1]
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def __enter__(self) -> "FakeRegistry":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
