@@ -405,7 +405,7 @@ class Dispatcher:
         Raises `StreamGone` when the host no longer knows the context, or this
         dispatcher has deleted it.
         """
-        if self._find(context_id) is None and context_id not in self._pending:
+        if context_id not in self._http_contexts and context_id not in self._contexts and context_id not in self._pending:
             raise StreamGone(f"context {context_id} is gone (the stream or connection ended)")
         try:
             _hostcalls.set_effective_context(context_id)
@@ -1298,7 +1298,9 @@ def _then(first: object, second: Callable[[], object]) -> object:
         return second()
     if isinstance(first, int):
         return first
-    return _await_then(first, second)
+    both = _await_then(first, second)
+    both.__name__ = getattr(first, "__name__", "callback")  # type: ignore[attr-defined]  # named in failure logs
+    return both
 
 
 async def _await_then(first: Any, second: Callable[[], object]) -> object:

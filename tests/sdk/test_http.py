@@ -370,3 +370,16 @@ def test_replace_all_headers(probe) -> None:
     stream.send_request(REQUEST)
     stream.send_response(200, {"server": "s"})
     assert stream.downstream_response.headers.items() == [(":status", "404"), ("x-only", "1")]
+
+
+def test_async_buffered_body_callback_that_raises_is_named_in_the_log(probe) -> None:
+    async def on_request_body(ctx, body, eos):
+        raise ValueError("bad body")
+
+    probe.hooks["on_request_headers"] = lambda ctx, h, eos: setattr(ctx, "buffer_request_body", True)
+    probe.hooks["on_request_body"] = on_request_body
+    stream = probe.http_stream()
+    stream.send_request(REQUEST, body="xyz", trailers={"t": "1"})
+    assert stream.local_response is not None and stream.local_response.status == 500
+    first_line = probe.logs.error[0].splitlines()[0]
+    assert first_line.startswith("exception in ") and "on_request_body" in first_line and "_await_then" not in first_line
