@@ -10,14 +10,13 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from pwtool.abi import ABI_VERSION_EXPORTS, ENVOY_WASI_FUNCTIONS, hostcalls_for
+from pwtool.abi import ABI_VERSION_EXPORTS, ENVOY_WASI_FUNCTIONS, export_signature_problem, hostcalls_for
 from pwtool.build.wasm_binary import (
-    KIND_FUNC, SECTION_CODE, SECTION_DATA, SECTION_DATA_COUNT, SECTION_FUNCTION, Module, WasmFormatError,
+    KIND_FUNC, SECTION_CODE, SECTION_DATA, SECTION_DATA_COUNT, SECTION_FUNCTION, FuncType, Module, WasmFormatError,
     read_uleb,
 )
 
 METADATA_SECTION = "pwtool.plugin"
-_JSON_KINDS = {list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
 
 
 @dataclass
@@ -32,6 +31,8 @@ class ModuleReport:
     refused_imports: list[str]
     problems: list[str] = field(default_factory=list)
     plugin: dict[str, Any] | None = None
+    warnings: list[str] = field(default_factory=list)
+    """What is wrong but does not stop Envoy (damaged pwtool metadata)."""
 
     @property
     def envoy_loadable(self) -> bool:
@@ -48,6 +49,7 @@ class ModuleReport:
             "imports": self.imports,
             "exports": self.exports,
             "plugin": self.plugin,
+            "warnings": self.warnings,
         }
 
 
@@ -69,9 +71,15 @@ def _check_complete(module: Module) -> None:
     raise WasmFormatError(f"it declares {declared} {what} but holds {held}: the file is truncated or damaged")
 
 
+def _function_types(module: Module, types: list[FuncType]) -> dict[int, FuncType]:
+    """{function index: its type}, imported functions first, as export indices count them."""
+    indices: list[int | None] = [item.type_index for item in module.imports() if item.kind == KIND_FUNC]
+    indices += module.entries(SECTION_FUNCTION, read_uleb)
+    return {n: types[t] for n, t in enumerate(indices) if t is not None and t < len(types)}
+
+
 def inspect_module(data: bytes) -> ModuleReport:
-    """Analyse a module given as bytes (raises WasmFormatError if it is not one, or if its
-    pwtool.plugin section holds JSON that is not the object ``pwtool build`` writes)."""
+    """Analyse a module given as bytes (raises WasmFormatError if it is not one)."""
     module = Module.parse(data)
     _check_complete(module)
     types = module.types()
@@ -93,20 +101,29 @@ def inspect_module(data: bytes) -> ModuleReport:
         problems.append("no proxy_abi_version_* export: Envoy reports 'Missing or unknown Proxy-Wasm ABI version'")
     if refused:
         problems.append("imports Envoy does not provide: " + ", ".join(refused))
-    if "proxy_on_memory_allocate" not in export_names and "malloc" not in export_names:
-        problems.append("exports neither proxy_on_memory_allocate nor malloc: the host cannot pass data in")
+    function_types = _function_types(module, types)
+    functions = {e.name for e in exports if e.kind == KIND_FUNC}
+    if "proxy_on_memory_allocate" not in functions and "malloc" not in functions:
+        problems.append("exports neither proxy_on_memory_allocate nor malloc as a function: the host cannot pass data in")
+    for export in exports:
+        export_type = function_types.get(export.index) if export.kind == KIND_FUNC else None
+        if export_type is not None:
+            problem = export_signature_problem(export.name, export_type.params, export_type.results,
+                                               versions[-1] if len(versions) == 1 else None)
+            if problem is not None:
+                problems.append(problem)
     metadata = module.custom_sections().get(METADATA_SECTION)
-    plugin = None
+    plugin, warnings = None, []
     if metadata is not None:
         try:
             plugin = json.loads(metadata)
         except ValueError:
-            problems.append(f"custom section {METADATA_SECTION!r} is not valid JSON")
+            warnings.append(f"custom section {METADATA_SECTION!r} is not valid JSON")
         if plugin is not None and not isinstance(plugin, dict):
-            raise WasmFormatError(
-                f"custom section {METADATA_SECTION!r} holds a JSON {_JSON_KINDS.get(type(plugin), 'value')}, not the object "
-                "`pwtool build` writes there: the module's metadata is damaged. Fix: rebuild the module with "
-                "`pwtool build`")
+            warnings.append(f"custom section {METADATA_SECTION!r} is not the JSON object `pwtool build` writes there")
+            plugin = None
+        if warnings:
+            warnings[-1] += ": the module's pwtool metadata is damaged (Envoy ignores it). Fix: rebuild the module with `pwtool build`"
     return ModuleReport(
         size=len(data),
         sha256=hashlib.sha256(data).hexdigest(),
@@ -116,4 +133,5 @@ def inspect_module(data: bytes) -> ModuleReport:
         refused_imports=refused,
         problems=problems,
         plugin=plugin,
+        warnings=warnings,
     )

@@ -46,3 +46,66 @@ def hostcalls_for(version: str | None) -> frozenset[str]:
     if version is None:
         return COMMON_HOSTCALLS | ENVOY_ENV_EXTRAS | frozenset().union(*VERSION_HOSTCALLS.values())
     return COMMON_HOSTCALLS | ENVOY_ENV_EXTRAS | VERSION_HOSTCALLS.get(version, frozenset())
+
+
+#: Exports proxy-wasm-cpp-host (Envoy's host) looks up with a fixed signature: the number
+#: of i32 parameters, and whether there is an i32 result. A function export of one of
+#: these names with another signature fails the load ("Bad function signature for:
+#: <name>"); an export of another kind counts as missing.
+_WORD3, _VOID3 = ("iii", True), ("iii", False)
+EXPORT_SIGNATURES: dict[str, tuple[str, bool]] = {
+    "malloc": ("i", True),
+    "proxy_on_memory_allocate": ("i", True),
+    "_initialize": ("", False),
+    "_start": ("", False),
+    "__wasm_call_ctors": ("", False),
+    "proxy_on_context_create": ("ii", False),
+    "proxy_on_vm_start": ("ii", True),
+    "proxy_on_configure": ("ii", True),
+    "proxy_on_validate_configuration": ("ii", True),
+    "proxy_on_tick": ("i", False),
+    "proxy_on_done": ("i", True),
+    "proxy_on_log": ("i", False),
+    "proxy_on_delete": ("i", False),
+    "proxy_on_new_connection": ("i", True),
+    "proxy_on_downstream_data": _WORD3,
+    "proxy_on_upstream_data": _WORD3,
+    "proxy_on_downstream_connection_close": ("ii", False),
+    "proxy_on_upstream_connection_close": ("ii", False),
+    "proxy_on_request_headers": _WORD3,
+    "proxy_on_request_body": _WORD3,
+    "proxy_on_request_trailers": ("ii", True),
+    "proxy_on_request_metadata": ("ii", True),
+    "proxy_on_response_headers": _WORD3,
+    "proxy_on_response_body": _WORD3,
+    "proxy_on_response_trailers": ("ii", True),
+    "proxy_on_response_metadata": ("ii", True),
+    "proxy_on_http_call_response": ("iiiii", False),
+    "proxy_on_grpc_receive_initial_metadata": _VOID3,
+    "proxy_on_grpc_receive_trailing_metadata": _VOID3,
+    "proxy_on_grpc_receive": _VOID3,
+    "proxy_on_grpc_close": _VOID3,
+    "proxy_on_queue_ready": ("ii", False),
+    "proxy_on_foreign_function": _VOID3,
+    "proxy_on_grpc_create_initial_metadata": _VOID3,
+}
+#: ABI 0.1.0's header callbacks have no end_of_stream argument.
+EXPORT_SIGNATURES_0_1_0 = EXPORT_SIGNATURES | {
+    "proxy_on_request_headers": ("ii", True),
+    "proxy_on_response_headers": ("ii", True),
+}
+
+
+def export_signature_problem(name: str, params: list[str], results: list[str], abi: str | None) -> str | None:
+    """Why Envoy refuses function export `name` with these wasm value types, or None."""
+    expected = (EXPORT_SIGNATURES_0_1_0 if abi == "0.1.0" else EXPORT_SIGNATURES).get(name)
+    if expected is None:
+        return None
+    want_params, want_results = ["i32"] * len(expected[0]), ["i32"] if expected[1] else []
+    if params == want_params and results == want_results:
+        return None
+    return f"Bad function signature for: {name}: the module exports {_signature(params, results)}, Envoy expects {_signature(want_params, want_results)}"
+
+
+def _signature(params: list[str], results: list[str]) -> str:
+    return f"({', '.join(params)}) -> {results[0] if len(results) == 1 else '(' + ', '.join(results) + ')'}"

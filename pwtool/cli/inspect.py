@@ -48,5 +48,7 @@ def command(wasm: Path, as_json: bool) -> None:
         click.echo("envoy        " + ("loads it" if report.envoy_loadable else "REFUSES it"))
         for problem in report.problems:
             click.echo(f"  problem: {problem}")
+        for warning in report.warnings:
+            click.echo(f"warning      {warning}")
     if not report.envoy_loadable:
         raise SystemExit(1)

@@ -21,7 +21,8 @@ Headers = list[tuple[bytes, bytes]]
 HeadersLike = Union[Mapping[str, str], Mapping[bytes, bytes], Iterable[tuple[Union[str, bytes], Union[str, bytes]]], "HeaderMap", None]
 
 
-def _describe(value: object) -> str:
+def describe(value: object) -> str:
+    """A value for an error message: its type and a short repr."""
     text = repr(value)
     return f"{type(value).__name__} {text[:60] + '...' if len(text) > 60 else text}"
 
@@ -35,7 +36,7 @@ def to_bytes(value: object, what: str = "value", hint: str = "") -> bytes:
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value)
     extra = f"; {hint}" if hint and isinstance(value, (dict, list)) else ""
-    raise EmulatorError(f"{what} must be str or bytes (or bytearray, memoryview), not {_describe(value)}{extra}")
+    raise EmulatorError(f"{what} must be str or bytes (or bytearray, memoryview), not {describe(value)}{extra}")
 
 
 def _b(value: str | bytes, what: str = "header name or value") -> bytes:
@@ -57,13 +58,13 @@ def to_pairs(headers: HeadersLike, what: str = "headers") -> Headers:
     if isinstance(headers, Mapping):
         items: Iterable[Any] = headers.items()
     elif isinstance(headers, (str, bytes, bytearray, memoryview)) or not isinstance(headers, Iterable):
-        raise EmulatorError(f"{what} must be {_HEADER_FORMS}, not {_describe(headers)}")
+        raise EmulatorError(f"{what} must be {_HEADER_FORMS}, not {describe(headers)}")
     else:
         items = headers
     out: Headers = []
     for i, item in enumerate(items):
         if not isinstance(item, (tuple, list)) or len(item) != 2:
-            raise EmulatorError(f"{what}: item {i} must be a (name, value) pair, not {_describe(item)}; pass {_HEADER_FORMS}")
+            raise EmulatorError(f"{what}: item {i} must be a (name, value) pair, not {describe(item)}; pass {_HEADER_FORMS}")
         name, value = item
         key = _b(name, f"{what}: header name")
         out.append((key, _b(value, f"{what}: value of {key.decode('utf-8', 'replace')!r}")))

@@ -17,7 +17,7 @@ import struct
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Optional, Protocol, TypeVar, Union, cast
 
-from ._codec import Headers, HeadersLike, encode_pairs, to_bytes, to_pairs
+from ._codec import Headers, HeadersLike, describe, encode_pairs, to_bytes, to_pairs
 from ._records import MAX_LOG_RECORD, CallRecord, HeaderMap, LocalResponse, LogRecord, Logs, Message, Metrics
 from ._types import (
     Action,
@@ -91,13 +91,13 @@ def _eos(value: object) -> bool:
         return value
     if isinstance(value, int) and value in (0, 1):
         return bool(value)
-    raise EmulatorError(f"end_of_stream must be True or False, not {type(value).__name__} {value!r}")
+    raise EmulatorError(f"end_of_stream must be True or False, not {describe(value)}")
 
 
 def _status_pairs(status: object, headers: HeadersLike) -> Headers:
     """``:status`` first, then ``headers`` without one; the status must be an int 100..999."""
     if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 999:
-        raise EmulatorError(f"the HTTP status must be an int from 100 to 999, not {type(status).__name__} {status!r}")
+        raise EmulatorError(f"the HTTP status must be an int from 100 to 999, not {describe(status)}")
     return [(b":status", str(status).encode())] + [p for p in to_pairs(headers) if p[0] != b":status"]
 
 

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 from pwtool.abi import ABI_VERSION_EXPORTS as ABI_VERSIONS
 from pwtool.abi import ENVOY_WASI_FUNCTIONS as ALLOWED_WASI
+from pwtool.abi import export_signature_problem
 
 __all__ = ["WasmBackend", "ALLOWED_WASI", "ABI_VERSIONS", "abi_version_of", "check_exports", "compile_module"]
 
@@ -188,56 +189,6 @@ def abi_version_of(module: wasmtime.Module) -> str:
     return found[-1]
 
 
-# Exports proxy-wasm-cpp-host looks up with a fixed signature ("i" per i32 param, "-> i"
-# for an i32 result); a function export of one of these names with another signature
-# fails the load ("Bad function signature for: <name>"). Other kinds are ignored, as there.
-_WORD3, _VOID3 = ("iii", True), ("iii", False)
-_EXPORT_SIGS: dict[str, tuple[str, bool]] = {
-    "malloc": ("i", True),
-    "proxy_on_memory_allocate": ("i", True),
-    "_initialize": ("", False),
-    "_start": ("", False),
-    "__wasm_call_ctors": ("", False),
-    "proxy_on_context_create": ("ii", False),
-    "proxy_on_vm_start": ("ii", True),
-    "proxy_on_configure": ("ii", True),
-    "proxy_on_validate_configuration": ("ii", True),
-    "proxy_on_tick": ("i", False),
-    "proxy_on_done": ("i", True),
-    "proxy_on_log": ("i", False),
-    "proxy_on_delete": ("i", False),
-    "proxy_on_new_connection": ("i", True),
-    "proxy_on_downstream_data": _WORD3,
-    "proxy_on_upstream_data": _WORD3,
-    "proxy_on_downstream_connection_close": ("ii", False),
-    "proxy_on_upstream_connection_close": ("ii", False),
-    "proxy_on_request_headers": _WORD3,
-    "proxy_on_request_body": _WORD3,
-    "proxy_on_request_trailers": ("ii", True),
-    "proxy_on_request_metadata": ("ii", True),
-    "proxy_on_response_headers": _WORD3,
-    "proxy_on_response_body": _WORD3,
-    "proxy_on_response_trailers": ("ii", True),
-    "proxy_on_response_metadata": ("ii", True),
-    "proxy_on_http_call_response": ("iiiii", False),
-    "proxy_on_grpc_receive_initial_metadata": _VOID3,
-    "proxy_on_grpc_receive_trailing_metadata": _VOID3,
-    "proxy_on_grpc_receive": _VOID3,
-    "proxy_on_grpc_close": _VOID3,
-    "proxy_on_queue_ready": ("ii", False),
-    "proxy_on_foreign_function": _VOID3,
-    "proxy_on_grpc_create_initial_metadata": _VOID3,
-}
-_EXPORT_SIGS_01: dict[str, tuple[str, bool]] = {
-    "proxy_on_request_headers": ("ii", True),
-    "proxy_on_response_headers": ("ii", True),
-}
-
-
-def _sig_text(params: list[str], results: list[str]) -> str:
-    return f"({', '.join(params)}) -> {results[0] if len(results) == 1 else '(' + ', '.join(results) + ')'}"
-
-
 def _kind(ty: Any) -> str:
     return {"FuncType": "function", "GlobalType": "global", "MemoryType": "memory", "TableType": "table"}.get(type(ty).__name__, type(ty).__name__)
 
@@ -250,13 +201,10 @@ def check_exports(module: wasmtime.Module, abi: str) -> str:
     """
     types = {e.name: e.type for e in module.exports}
     for name, ty in types.items():
-        expected = (_EXPORT_SIGS_01 if abi == "0.1.0" else {}).get(name) or _EXPORT_SIGS.get(name)
-        if expected is None or not isinstance(ty, wasmtime.FuncType):
-            continue
-        got = _sig_text([str(p) for p in ty.params], [str(r) for r in ty.results])
-        want = _sig_text(["i32"] * len(expected[0]), ["i32"] if expected[1] else [])
-        if got != want:
-            raise ModuleLoadError(f"Bad function signature for: {name}: the module exports {got}, Envoy expects {want}")
+        if isinstance(ty, wasmtime.FuncType):
+            problem = export_signature_problem(name, [str(p) for p in ty.params], [str(r) for r in ty.results], abi)
+            if problem is not None:
+                raise ModuleLoadError(problem)
     for name in ("malloc", "proxy_on_memory_allocate"):
         if isinstance(types.get(name), wasmtime.FuncType):
             return name

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -205,17 +206,41 @@ def test_a_proxywasm_directory_on_sys_path_does_not_hide_the_sdk(tmp_path: Path,
     assert result.exit_code == 0, result.output
 
 
-def test_inspect_of_metadata_that_is_not_an_object_is_a_message(tmp_path: Path) -> None:
+@pytest.mark.parametrize("metadata", [b"[1, 2]", b"{not json"])
+def test_inspect_of_damaged_metadata_is_a_warning_not_a_refusal(tmp_path: Path, metadata: bytes) -> None:
+    """Envoy ignores custom sections: damaged pwtool metadata is a warning with the fix,
+    the module still counts as loadable, and push accepts it."""
     from pwtool.build.wasm_binary import Module
+    from pwtool.cli._wasm import module_problem
 
     built = CliRunner().invoke(main, ["build", str(REPO / "plugins" / "hello"), "-o", str(tmp_path / "h.wasm")])
     assert built.exit_code == 0, built.output
     module = Module.parse((tmp_path / "h.wasm").read_bytes())
-    module.set_custom_section("pwtool.plugin", b"[1, 2]")
+    module.set_custom_section("pwtool.plugin", metadata)
     damaged = tmp_path / "damaged.wasm"
     damaged.write_bytes(module.to_bytes())
     result = CliRunner().invoke(main, ["inspect", str(damaged)])
-    _assert_clean_error(result, str(damaged), "not the object", "Fix:")
-    as_json = CliRunner().invoke(main, ["inspect", str(damaged), "--json"])
-    _assert_clean_error(as_json, str(damaged))
-    assert "not the object" in json.loads(as_json.stdout)["error"]
+    assert result.exit_code == 0, result.output
+    assert "envoy        loads it" in result.output and "warning" in result.output and "Fix:" in result.output
+    report = json.loads(CliRunner().invoke(main, ["inspect", str(damaged), "--json"]).stdout)
+    assert report["envoy_loadable"] and report["plugin"] is None and "damaged" in report["warnings"][0]
+    assert module_problem(damaged.read_bytes(), str(damaged), "rebuild") is None
+
+
+def test_inspect_and_the_emulator_refuse_the_same_export_signature(tmp_path: Path) -> None:
+    """One table of the signatures Envoy's host expects (pwtool.abi) serves both."""
+    import wasmtime
+
+    from pwtool.emulator import Emulator, ModuleLoadError
+
+    wat = """(module (memory (export "memory") 1)
+      (func (export "proxy_abi_version_0_2_1"))
+      (func (export "proxy_on_memory_allocate") (param i32) (result i32) (i32.const 0))
+      (func (export "proxy_on_tick") (param i32) (result i32) (i32.const 0)))"""
+    wasm = tmp_path / "bad_tick.wasm"
+    wasm.write_bytes(wasmtime.wat2wasm(wat))
+    expected = "Bad function signature for: proxy_on_tick: the module exports (i32) -> i32, Envoy expects (i32) -> ()"
+    result = CliRunner().invoke(main, ["inspect", str(wasm), "--json"])
+    assert result.exit_code == 1 and expected in json.loads(result.stdout)["problems"]
+    with Emulator() as emulator, pytest.raises(ModuleLoadError, match=re.escape(expected)):
+        emulator.load(wasm)
