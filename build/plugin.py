@@ -28,7 +28,7 @@ from typing import Callable
 import wasmtime
 
 from pwtool import __version__
-from pwtool.build._files import prune_oldest, write_atomically
+from pwtool.build._files import OutputPathError, check_output_path, prune_oldest, shown_output, write_atomically
 from pwtool.build.imports import ModuleSource, builtin_module_names, collect_imports
 from pwtool.build.metadata import ENTRY_MODULE, PluginError, PluginMetadata, load_metadata
 from pwtool.build.runtime.recipe import SHIM_DIR, Progress, Runtime, ensure_runtime
@@ -101,20 +101,11 @@ def check_output(target: Path, plugin_dir: Path, metadata: PluginMetadata) -> No
     """Refuse, before building, an output path the module cannot or must not be written to:
     one that names no file, a directory, a path under a file, or a source file of the plugin
     (anything in the plugin directory but a ``.wasm``, such as an earlier build's output)."""
-    where = f"plugin {metadata.name!r}: output {'' if target == Path() else str(target)!r}"  # -o '' is Path('.')
-    if not target.name or target.name in (".", ".."):
-        raise BuildError(f"{where} names no file. Fix: pass -o a file path such as dist/{metadata.name}.wasm")
-    if target.is_dir():
-        raise BuildError(f"{where} is a directory. Fix: pass -o a file path such as {target / metadata.name}.wasm")
-    for parent in target.parents:
-        if parent.exists() and not parent.is_dir():
-            raise BuildError(f"{where}: {parent} is a file, not a directory, so the module cannot be written "
-                             f"there. Fix: remove or rename {parent}, or pass -o another path")
-    resolved, source_root = target.resolve(), plugin_dir.resolve()
-    if resolved.is_file() and resolved.suffix != ".wasm" and resolved.is_relative_to(source_root):
-        raise BuildError(f"{where} is {resolved.relative_to(source_root)} in the plugin directory {plugin_dir}; "
-                         f"writing the module there would destroy it. Fix: pass -o a .wasm path, for example "
-                         f"dist/{metadata.name}.wasm")
+    try:
+        check_output_path(target, example=f"dist/{metadata.name}.wasm", protected_dir=plugin_dir,
+                          allowed_suffixes=(".wasm",))
+    except OutputPathError as error:
+        raise BuildError(f"plugin {metadata.name!r}: output {shown_output(target)} {error}") from None
 
 
 def _write_module(target: Path, module: bytes, metadata: PluginMetadata) -> None:

@@ -75,23 +75,17 @@ def _check_output(output: Path | None, info: PluginInfo) -> None:
     own files (anything in its directory but an earlier .yaml/.yml/.json output) or a module."""
     if output is None:
         return
-    if not output.name:
-        raise ManifestError("-o '' names no file. Fix: pass -o a file path such as manifests/plugin.yaml")
-    for parent in output.parents:
-        if parent.exists() and not parent.is_dir():
-            raise ManifestError(f"-o {output}: {parent} is a file, not a directory. Fix: remove or rename "
-                                f"{parent}, or pass -o another path")
-    resolved = output.resolve()
-    if resolved.is_file() and _is_module(resolved):
-        raise ManifestError(f"-o {output} is a WebAssembly module; writing the manifest there would destroy it. "
+    from pwtool.build._files import OutputPathError, check_output_path, shown_output
+
+    where = f"plugin {info.name!r}: -o {shown_output(output)}"
+    try:
+        check_output_path(output, example="manifests/plugin.yaml", protected_dir=info.path,
+                          allowed_suffixes=_OUTPUT_SUFFIXES)
+    except OutputPathError as error:
+        raise ManifestError(f"{where} {error}") from None
+    if output.is_file() and _is_module(output):
+        raise ManifestError(f"{where} is a WebAssembly module; writing the manifest there would destroy it. "
                             "Fix: pass -o a .yaml or .json path")
-    if info.path is None or not resolved.is_file() or resolved.suffix.lower() in _OUTPUT_SUFFIXES:
-        return
-    source_root = info.path.resolve()
-    if resolved.is_relative_to(source_root):
-        raise ManifestError(f"-o {output} is {resolved.relative_to(source_root)} in the directory of plugin "
-                            f"{info.name!r} ({info.path}); writing the manifest there would destroy it. Fix: pass "
-                            "-o a .yaml or .json path")
 
 
 def _emit(text: str, output: Path | None, as_json: bool, keep_header: bool = False) -> None:

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import click
@@ -28,24 +25,6 @@ def _expected_sha256(value: str | None, as_json: bool) -> str | None:
         fail(f"--expect-sha256: {error}", as_json)
 
 
-def _write_output(output: Path, module: bytes, as_json: bool) -> None:
-    """Write the module to ``output`` atomically (a temporary file renamed over it); a failure is a
-    message, and leaves no temporary file behind."""
-    tmp: str | None = None
-    try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".pull-", dir=output.parent)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(module)
-        os.replace(tmp, output)
-    except OSError as error:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-        fail(f"cannot write the module to {output}: {error.strerror or error}. Fix: pass -o a file path in a "
-             "directory you can write to, or -o - for standard output", as_json)
-
-
 @click.command("pull")
 @click.argument("ref", metavar="REF")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path), default=Path("plugin.wasm"),
@@ -63,26 +42,34 @@ def command(ref: str, output: Path, expect_sha256: str | None, username: str | N
         reference = parse_reference(ref)
     except ReferenceError as exc:
         fail(str(exc), as_json)
-        return
     expected = _expected_sha256(expect_sha256, as_json)
-    if str(output) != "-" and not output.name:
-        fail("cannot write the module to -o '': it names no file. Fix: pass -o a file path such as plugin.wasm, "
-             "or -o - for standard output", as_json)
+    from pwtool.build._files import OutputPathError, check_output_path, write_atomically
+
+    to_stdout = str(output) == "-"
+    where = "cannot write the module to " + (str(output) if output.name else "-o ''")
+    if not to_stdout:
+        try:
+            check_output_path(output, example="plugin.wasm")
+        except OutputPathError as error:
+            fail(f"{where}: it {error}, or -o - for standard output", as_json)
     creds = credentials_from(reference.registry, username, password, password_stdin, docker_config, as_json)
     try:
         result = pull_wasm(reference, credentials=creds, ca_file=ca_file, insecure=insecure, retries=retries,
                            timeout=timeout, notify=notice)
     except RegistryError as exc:
         fail(str(exc), as_json)
-        return
     if expected is not None and expected != result.module_sha256:
         fail(f"module of {reference} has sha256 {result.module_sha256}, expected {expect_sha256}; "
              "the tag may have moved, pin the reference by digest", as_json)
-    if str(output) == "-":
+    if to_stdout:
         sys.stdout.buffer.write(result.module)
         sys.stdout.buffer.flush()
         return
-    _write_output(output, result.module, as_json)
+    try:
+        write_atomically(output, result.module)  # leaves no partial file when it fails
+    except OSError as error:
+        fail(f"{where}: {error.strerror or error}. Fix: pass -o a file path in a directory you can write to, "
+             "or -o - for standard output", as_json)
     if as_json:
         click.echo(json.dumps({**result.as_dict(), "output": str(output)}, indent=2))
         return

@@ -60,7 +60,6 @@ def command(source: Path, ref: str, fmt: str, manifest_type: str, chunk_size: in
         reference = parse_reference(ref)
     except ReferenceError as exc:
         fail(f"{exc}", as_json)
-        return
     root_ids: tuple[str, ...] = ()
     if source.is_dir():
         module, root_id = _build_directory(source, as_json)
@@ -89,7 +88,6 @@ def command(source: Path, ref: str, fmt: str, manifest_type: str, chunk_size: in
                            timeout=timeout, notify=notice)
     except (RegistryError, ValueError) as exc:
         fail(str(exc), as_json)
-        return
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2))
         return

@@ -21,8 +21,8 @@ def _upstream(ctx: click.Context, param: click.Parameter, value: str | None) -> 
         return None
     try:
         parse_upstream(value)
-    except ManifestError:
-        raise click.BadParameter(f"{value!r} is not HOST:PORT (for example 127.0.0.1:8080)") from None
+    except ManifestError as error:
+        raise click.BadParameter(str(error)) from None
     return value
 
 

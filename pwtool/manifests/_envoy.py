@@ -132,6 +132,7 @@ def parse_upstream(text: str) -> tuple[str, int]:
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     problem = ("it has no :PORT" if not sep else "its host is empty" if not host.strip()
+               else f"its host {host!r} contains whitespace" if any(c.isspace() for c in host)
                else f"its port {port!r} is not a number" if not port.isdigit()
                else f"its port {port} is not between 1 and 65535" if not 0 < int(port) < 65536 else None)
     if problem is not None:

@@ -13,7 +13,8 @@ from pwtool.oci._auth import Credentials
 from pwtool.oci._errors import DigestMismatchError, FormatError, NotFoundError, RegistryError
 from pwtool.oci._image import (
     DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, WASM_MAGIC, Blob, Image,
-    build_image, detect_format, extract_plugin, json_type, manifest_problem, sha256_digest,
+    build_image, descriptor_problem, detect_format, extract_plugin, json_type, manifest_problem,
+    sha256_digest,
 )
 from pwtool.oci._reference import Reference, parse_reference
 from pwtool.oci._transport import MAX_RESPONSE, Notify, Progress, Response, Transport
@@ -107,7 +108,8 @@ class Registry:
     def _fail(self, resp: Response, what: str, prep: str = "from") -> RegistryError:
         """The error for an unexpected answer to ``what`` (``prep`` joins it to the registry's name)."""
         codes = resp.error_codes()
-        detail = resp.errors() or f"HTTP {resp.status}"
+        said = resp.errors()
+        detail = said or f"HTTP {resp.status}"
         if resp.status == 404 or "NAME_UNKNOWN" in codes or "MANIFEST_UNKNOWN" in codes:
             if "NAME_UNKNOWN" in codes:
                 msg = (f"repository {self.ref.repository!r} does not exist on {self.ref.registry} ({detail}); "
@@ -123,7 +125,6 @@ class Registry:
             return RegistryError(f"registry rejected {what} for {self.ref} ({detail}); "
                                  "the registry may not support this media type; try --format compat",
                                  status=resp.status, code=codes[0])
-        said = resp.errors()
         said = f": {said}" if said and said != f"HTTP {resp.status}" else ""
         if resp.status >= 500:
             fix = ("the registry failed on its side: retry later, and if it keeps failing check the registry's "
@@ -335,15 +336,14 @@ def _index_entries(index: dict[str, Any], ref: Reference) -> list[dict[str, Any]
     if not isinstance(manifests, list):
         raise bad(f"manifests is {json_type(manifests)}, not a list")
     for i, entry in enumerate(manifests):
-        if not isinstance(entry, dict):
-            raise bad(f"manifests[{i}] is {json_type(entry)}, not an object")
-        digest = entry.get("digest")
-        if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
-            raise bad(f"manifests[{i}].digest is {_show(digest)}, not a sha256 digest")
-        if "mediaType" in entry and not isinstance(entry["mediaType"], str):
-            raise bad(f"manifests[{i}].mediaType is {json_type(entry['mediaType'])}, not a string")
-        if entry.get("platform") is not None and not isinstance(entry["platform"], dict):
-            raise bad(f"manifests[{i}].platform is {_show(entry['platform'])}, not an object")
+        problem = descriptor_problem(entry, f"manifests[{i}]")
+        if problem is not None:
+            raise bad(problem)
+        if not _SHA256.fullmatch(entry["digest"]):
+            raise bad(f"manifests[{i}].digest is {json.dumps(entry['digest'])[:80]}, not a sha256 digest")
+        platform = entry.get("platform")
+        if platform is not None and not isinstance(platform, dict):
+            raise bad(f"manifests[{i}].platform is {json_type(platform)} {json.dumps(platform)[:80]}, not an object")
     if not manifests:
         raise FormatError(f"image index {ref} lists no manifests")
     return manifests
@@ -421,10 +421,6 @@ def pull_wasm(
 
 def _is_index(manifest: dict[str, Any], media_type: str) -> bool:
     return media_type in (OCI_INDEX, DOCKER_LIST) or manifest.get("mediaType") in (OCI_INDEX, DOCKER_LIST)
-
-
-def _show(value: Any) -> str:
-    return f"{json_type(value)} {json.dumps(value)[:80]}" if value is not None else "missing"
 
 
 def _parse_manifest(data: bytes, ref: Reference) -> dict[str, Any]:

@@ -235,7 +235,8 @@ def json_type(value: Any) -> str:
     return "an object"
 
 
-def _descriptor_problem(desc: Any, where: str) -> str | None:
+def descriptor_problem(desc: Any, where: str) -> str | None:
+    """What is malformed in the descriptor ``desc`` (found at ``where``, such as ``layers[0]``), or None."""
     if not isinstance(desc, dict):
         return f"{where} is {json_type(desc)} {json.dumps(desc)[:60]}, not a descriptor object"
     media_type, digest, size = desc.get("mediaType"), desc.get("digest"), desc.get("size")
@@ -258,25 +259,23 @@ def manifest_problem(manifest: dict[str, Any]) -> str | None:
     if layers is not None and not isinstance(layers, list):
         return f"layers is {json_type(layers)}, not a list"
     for i, layer in enumerate(layers or []):
-        problem = _descriptor_problem(layer, f"layers[{i}]")
+        problem = descriptor_problem(layer, f"layers[{i}]")
         if problem is not None:
             return problem
     if "config" in manifest:
-        return _descriptor_problem(manifest["config"], "config")
+        return descriptor_problem(manifest["config"], "config")
     return None
 
 
 def detect_format(manifest: dict[str, Any]) -> str:
     """Which of our formats a parsed manifest is: ``compat``, ``oci`` or ``cncf``.
 
-    Raises ValueError for a manifest that is none of them or whose layers are malformed.
+    Raises ValueError for a manifest that is none of them. Check the manifest with ``manifest_problem``
+    first: its descriptors must be well formed.
     """
     layers = manifest.get("layers")
     if not isinstance(layers, list) or not layers:
         raise ValueError("manifest has no layers")
-    problem = manifest_problem(manifest)
-    if problem is not None:
-        raise ValueError(f"malformed manifest: {problem}")
     types = [str(layer["mediaType"]) for layer in layers]
     if WASME_LAYER in types:
         if len(layers) != 2:

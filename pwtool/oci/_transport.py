@@ -188,13 +188,11 @@ class Transport:
 
     def _send_once(
         self, method: str, url: str, headers: dict[str, str], body: bytes | None,
-        progress: Progress | None, label: str, *, limit: int = MAX_RESPONSE, deadline: float | None = None,
+        progress: Progress | None, label: str, *, deadline: float, limit: int = MAX_RESPONSE,
     ) -> Response:
         """One HTTP exchange. The answer is read up to ``limit`` bytes (a 2xx answer that is longer comes
         back with ``oversize`` set and the connection dropped); every socket operation waits at most
         ``timeout`` and nothing runs past ``deadline`` (``_DeadlineExceeded``)."""
-        if deadline is None:
-            deadline = time.monotonic() + self.deadline_for(len(body or b""))
         parts = urllib.parse.urlsplit(url)
         target = parts.path + (f"?{parts.query}" if parts.query else "")
         conn = self._conn(parts.scheme, parts.netloc)
@@ -377,7 +375,7 @@ class Transport:
                 continue
             if resp.status == 401 and same_host and not authed_once:
                 authed_once = True
-                self._authenticate(resp, deadline)
+                self._authenticate(resp, deadline, budget, last)
                 continue
             if resp.status in _TRANSIENT and attempt < self.retries:
                 delay = self.backoff * (2 ** attempt)
@@ -412,7 +410,9 @@ class Transport:
             status=resp.status, code="UNAUTHORIZED",
         )
 
-    def _authenticate(self, resp: Response, deadline: float | None = None) -> None:
+    def _authenticate(self, resp: Response, deadline: float, budget: float, last: str) -> None:
+        """Answer a 401's challenge, within the request's ``deadline`` (``budget`` and ``last``, its last
+        problem so far, are for the message if the deadline passes)."""
         header = resp.header("www-authenticate")
         if not header:
             raise self._auth_refused(resp)
@@ -423,11 +423,11 @@ class Transport:
                 raise self._auth_refused(resp)
             self._auth = self.credentials.basic()
         elif scheme == "bearer":
-            self._auth = "Bearer " + self._fetch_token(params, deadline)
+            self._auth = "Bearer " + self._fetch_token(params, deadline, budget, last)
         else:
             raise AuthError(f"registry {self.registry} asks for unsupported auth scheme {scheme!r} for {self.describe}")
 
-    def _fetch_token(self, params: dict[str, str], deadline: float | None = None) -> str:
+    def _fetch_token(self, params: dict[str, str], deadline: float, budget: float, last: str) -> str:
         realm = params.get("realm")
         if not realm:
             raise AuthError(f"registry {self.registry} sent a Bearer challenge without a realm for {self.describe}")
@@ -442,28 +442,27 @@ class Transport:
         hdrs = {"Accept": "application/json"}
         if self.credentials is not None:
             hdrs["Authorization"] = self.credentials.basic()
-        budget = self.deadline_for()
-        if deadline is None:
-            deadline = time.monotonic() + budget
         attempt = 0
         what = "fetching a token"
         while True:
             try:
                 resp = self._send_once("GET", url, hdrs, None, None, "", deadline=deadline)
             except _DeadlineExceeded:
-                raise self._too_slow(url, what, budget, "") from None
+                raise self._too_slow(url, what, budget, last) from None
             except ssl.SSLError as exc:
                 raise self._network_error(exc, url, what) from exc
             except (OSError, http.client.HTTPException) as exc:
                 if attempt < self.retries and not isinstance(exc, ConnectionRefusedError):
                     delay = self.backoff * (2 ** attempt)
-                    self._retry_notice(url, what, f"network error: {exc or type(exc).__name__}", attempt, delay)
+                    last = f"network error: {exc or type(exc).__name__}"
+                    self._retry_notice(url, what, last, attempt, delay)
                     self._pause(delay, deadline)
                     attempt += 1
                     continue
                 raise self._network_error(exc, url, what, attempt + 1) from exc
             if resp.status in _TRANSIENT and attempt < self.retries:
                 delay = self.backoff * (2 ** attempt)
+                last = f"HTTP {resp.status}"
                 self._retry_notice(url, what, f"answered HTTP {resp.status}", attempt, delay)
                 self._pause(delay, deadline)
                 attempt += 1

@@ -78,3 +78,5 @@ def test_help(command: str) -> None:
 def test_run_refuses_bad_upstream(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["run", str(tmp_path), "--upstream", "nohostport"])
     assert result.exit_code == 2 and "HOST:PORT" in result.output
+    result = CliRunner().invoke(main, ["run", str(tmp_path), "--upstream", "a b:80"])
+    assert result.exit_code == 2 and "its host 'a b' contains whitespace" in result.output

@@ -119,7 +119,7 @@ def test_options_in_their_context_are_accepted(plugin_dir: Path, wasm_path: Path
 
 @pytest.mark.parametrize(("upstream", "message"), [
     ("noport", "has no :PORT"), ("host:abc", "'abc' is not a number"), ("host:99999", "not between 1 and 65535"),
-    ("host:0", "not between 1 and 65535"), (":80", "host is empty"),
+    ("host:0", "not between 1 and 65535"), (":80", "host is empty"), ("a b:80", "host 'a b' contains whitespace"),
 ])
 def test_bootstrap_upstream_must_be_host_port(plugin_dir: Path, wasm_path: Path, upstream: str, message: str) -> None:
     result = CliRunner().invoke(main, ["manifest", "envoy", str(plugin_dir), "--wasm", str(wasm_path), "--bootstrap",

@@ -236,10 +236,10 @@ def test_malformed_manifests_are_format_errors(fake: FakeRegistry, case: str) ->
 INDEXES = {
     "manifests-null": ({"manifests": None}, "manifests is null, not a list"),
     "manifests-number": ({"manifests": 5}, "manifests is a number, not a list"),
-    "entry-string": ({"manifests": ["sha256:" + "a" * 64]}, "manifests[0] is a string, not an object"),
-    "platform-string": ({"manifests": [{"mediaType": OCI_MANIFEST, "digest": "sha256:" + "a" * 64,
+    "entry-string": ({"manifests": ["sha256:" + "a" * 64]}, "manifests[0] is a string \"sha256:"),
+    "platform-string": ({"manifests": [{"mediaType": OCI_MANIFEST, "digest": "sha256:" + "a" * 64, "size": 1,
                                         "platform": "wasm"}]}, "manifests[0].platform is a string \"wasm\""),
-    "no-digest": ({"manifests": [{"mediaType": OCI_MANIFEST}]}, "manifests[0].digest is missing"),
+    "no-digest": ({"manifests": [{"mediaType": OCI_MANIFEST}]}, "manifests[0].digest is null"),
 }
 
 

@@ -212,7 +212,7 @@ def test_pull_write_errors_are_messages_and_leave_no_temporary_file(
     code, _, err = run("pull", ref, "--insecure", "-o", str(target))
     monkeypatch.undo()
     assert code == 1 and f"cannot write the module to {target}: Permission denied. Fix:" in err
-    assert list((tmp_path / "out").iterdir()) == []  # no .pull-* file left behind
+    assert list((tmp_path / "out").iterdir()) == []  # no .partial file left behind
 
 
 def test_password_stdin_must_give_a_password_and_not_with_password(wasm_file: Path, no_network: None) -> None:
