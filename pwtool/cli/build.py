@@ -48,7 +48,8 @@ def command(plugin_dir: Path, output: Path | None, keep_compiler: bool, as_json:
         click.echo(json.dumps(result.to_json() | extra, indent=2))
         return
     click.echo(f"built   {result.path}")
-    click.echo(f"plugin  {result.metadata.name} (root_id {result.metadata.root_id!r})")
+    # The root id the manifests write (`pwtool manifest`): plugin.toml's, else the name.
+    click.echo(f"plugin  {result.metadata.name} (root_id {result.metadata.root_id or result.metadata.name!r})")
     click.echo(f"size    {result.size:,} bytes ({result.size / 1e6:.2f} MB)")
     click.echo(f"sha256  {result.sha256}")
     click.echo(f"time    {result.seconds:.1f} s")

@@ -43,7 +43,8 @@ def command(wasm: Path, as_json: bool) -> None:
             click.echo(f"imports      {module_name}: {len(names)} ({' '.join(sorted(names))})")
         if report.plugin:
             plugin = report.plugin
-            click.echo(f"plugin       {plugin.get('name')} {plugin.get('version', '')} root_id={plugin.get('root_id', '')!r}")
+            root_id = plugin.get("root_id") or plugin.get("name")  # as `pwtool manifest` defaults it
+            click.echo(f"plugin       {plugin.get('name')} {plugin.get('version', '')} root_id={root_id!r}")
             click.echo(f"config       {json.dumps(plugin.get('config', {}))}")
         click.echo("envoy        " + ("loads it" if report.envoy_loadable else "REFUSES it"))
         for problem in report.problems:
