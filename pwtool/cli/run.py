@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -10,10 +11,11 @@ from types import FrameType
 
 import click
 
-from pwtool.devloop import DevLoopError, DevServer
+from pwtool.devloop import BuildError, DevLoopError, DevServer, Stopped
 from pwtool.manifests import ManifestError, parse_upstream
 
 _LEVEL_STYLE = {"error": "red", "critical": "red", "warning": "yellow"}
+_INDENT = " " * len("00:00:00 info     ")  # continuation lines go under their record's text
 
 
 def _upstream(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -33,16 +35,27 @@ def _say(message: str) -> None:
 
 
 def _stream_logs(dev: DevServer, stop: threading.Event, verbose: bool) -> None:
-    """Print the plugin's log lines (and Envoy's warnings and errors) until ``stop``."""
+    """Print the plugin's log records (and Envoy's warnings and errors) until ``stop``; a record's
+    continuation lines (a traceback, a message with newlines) under it."""
+    shown = False  # whether the last record was printed (its late continuation lines follow it)
     while True:
         stopping = stop.wait(0.1)
-        for level, component, text in dev.new_log_lines():
-            message = dev.plugin_log_text(component, text)
+        for record in dev.new_log_lines():
+            style = _LEVEL_STYLE.get(record.level)
+            if record.continued:
+                if shown or verbose:
+                    click.secho(_INDENT + record.text.replace("\n", "\n" + _INDENT), fg=style)
+                continue
+            message = dev.plugin_log_text(record.component, record.text)
+            level, component = record.level, record.component
+            if message is None and (verbose or level in ("error", "critical")
+                                    or (level == "warning" and component != "main")):
+                message, style = f"[{level or '...'}][{component}] {record.text}", style or "bright_black"
+                level = "envoy"
+            shown = message is not None
             if message is not None:
-                click.secho(f"{time.strftime('%H:%M:%S')} {level:<8} {message}", fg=_LEVEL_STYLE.get(level))
-            elif verbose or level in ("error", "critical") or (level == "warning" and component != "main"):
-                click.secho(f"{time.strftime('%H:%M:%S')} envoy    [{level or '...'}][{component}] {text}",
-                            fg=_LEVEL_STYLE.get(level, "bright_black"))
+                click.secho(f"{time.strftime('%H:%M:%S')} {level:<8} {message.replace(chr(10), chr(10) + _INDENT)}",
+                            fg=style)
         if stopping:  # one last read after the stop, so that no line is lost
             return
 
@@ -83,19 +96,55 @@ def command(plugin_dir: Path, upstream: str | None, port: int, admin_port: int, 
       pwtool run plugins/http_config --upstream 127.0.0.1:8080 --config '{"header_value": "dev"}'
     """
     stop = threading.Event()
+    dev = DevServer(plugin_dir, upstream=upstream, port=port or None, admin_port=admin_port or None,
+                    config=config, concurrency=concurrency, say=_say, fast_swaps=watch and not full_swaps, stop=stop)
 
     def interrupt(signum: int, frame: FrameType | None) -> None:
+        if stop.is_set():  # a second Ctrl-C: no more waiting
+            dev.kill()
+            raise KeyboardInterrupt
         stop.set()
+        click.echo("stopping… (Ctrl-C again to stop at once)", err=True)
 
     # Ctrl-C and `kill PID` both end the loop cleanly and stop Envoy by its PID.
     previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
-    dev = DevServer(plugin_dir, upstream=upstream, port=port or None, admin_port=admin_port or None,
-                    config=config, concurrency=concurrency, say=_say, fast_swaps=watch and not full_swaps)
     try:
+        _serve(dev, stop, watch, verbose)
+    except KeyboardInterrupt:
+        dev.kill()
+        dev.close()
+        click.echo("stopped (Envoy killed)")
+        sys.exit(130)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _start(dev: DevServer, watch: bool) -> bool:
+    """Start the dev loop; with --watch, a plugin that does not build yet is waited for. False if stopped."""
+    while True:
         try:
             dev.start()
+            return True
+        except Stopped:
+            return False
+        except BuildError as error:
+            if not watch:
+                raise click.ClickException(str(error)) from None
+            _say(f"error: {error}")
+            _say("waiting for a fix...")
+            if not dev.wait_for_change():
+                return False
+            _say("changed - rebuilding")
         except DevLoopError as error:
             raise click.ClickException(str(error)) from None
+
+
+def _serve(dev: DevServer, stop: threading.Event, watch: bool, verbose: bool) -> None:
+    try:
+        if not _start(dev, watch):
+            click.echo("stopped")
+            return
         click.secho(f"URL      {dev.url}", bold=True)
         click.echo(f"admin    {dev.admin_url}")
         click.echo(f"upstream {dev.upstream or 'built-in echo server'}")
@@ -114,12 +163,10 @@ def command(plugin_dir: Path, upstream: str | None, port: int, admin_port: int, 
             while not stop.wait(0.5):
                 if dev.envoy is not None and dev.envoy.process is not None and dev.envoy.process.poll() is not None:
                     raise click.ClickException(f"Envoy exited with status {dev.envoy.process.returncode}:\n"
-                                               f"{dev.envoy.log_tail()}")
+                                               f"{dev.envoy.log_errors()}")
         stop.set()
         logs.join(timeout=5)
     finally:
         stop.set()
         dev.close()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
     click.echo("stopped")

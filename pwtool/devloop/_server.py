@@ -14,20 +14,31 @@ instead (pwtool.build.devmodule): the same bytes for every edit, with the edit's
 compiled plugin in the VM configuration. Envoy's V8 then reuses the code it compiled
 for the previous version, and a swap takes about a second instead of 4-8 s of compiling.
 The real module is still built first, so build errors show as they would in ``pwtool build``.
+
+A plugin callback that never returns wedges the Envoy thread running it: a worker (a request
+callback) or the main thread (``on_configure`` of a new version). Then a swap is never
+acknowledged; after ``stuck_after`` seconds without an acknowledgement the dev loop probes
+Envoy (admin ``/ready``, one request through the listener, short timeouts) and, when twice in
+a row it does not answer, restarts Envoy (by PID, SIGKILL if needed): with the new version
+if a worker was stuck, with the previous one if loading the new version got stuck.
 """
 
 from __future__ import annotations
 
+import http.client
 import importlib.util
 import json
 import os
 import re
+import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import urllib.error
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,19 +47,26 @@ from typing import Any
 import yaml
 
 from pwtool.build import PluginError, load_metadata
-from pwtool.devloop._watch import changed, snapshot
-from pwtool.envoy import EchoServer, Envoy, free_port
-from pwtool.manifests import bootstrap, ecds_filter, ecds_resource, plugin_config
+from pwtool.devloop._watch import Snapshot, changed, snapshot
+from pwtool.envoy import EchoServer, Envoy, LogRecord, free_port, parse_log, port_in_use
+from pwtool.envoy._log import ERROR_LEVELS
+from pwtool.manifests import ManifestError, bootstrap, ecds_filter, ecds_resource, parse_upstream, plugin_config
 
 Say = Callable[[str], None]
 _KEEP_MODULES = 3
-# "[2025-01-01 00:00:00.000][1234][info][wasm] [source/...:123] wasm log hello: text"
-_LOG_LINE = re.compile(r"^\[[^\]]*\]\[\d+\]\[(?P<level>\w+)\]\[(?P<component>[\w-]+)\] (?:\[[^\]]*\] )?(?P<text>.*)$")
 _WASM_LOG = re.compile(r"^wasm log(?: [^:\s]*)*?: ")
 
 
 class DevLoopError(RuntimeError):
     """The dev loop could not start (the first build failed, Envoy refused the config, ...)."""
+
+
+class BuildError(DevLoopError):
+    """The plugin did not build (``start()``): fix it and start again, or wait for a change."""
+
+
+class Stopped(DevLoopError):
+    """The stop event was set while the dev loop waited (a build, Envoy, an acknowledgement)."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +78,7 @@ class Swap:
     seconds: float
     build_seconds: float = 0.0
     error: str = ""
+    restarted: bool = False  # Envoy was stuck in the plugin and was restarted (new PID)
 
 
 def _sdk_dir() -> Path | None:
@@ -94,8 +113,13 @@ class DevServer:
 
     ``upstream`` is ``host:port`` (default: a built-in JSON echo server). ``config`` is
     ``--config`` syntax (JSON or ``@file``); without it the plugin.toml defaults apply.
-    ``fast_swaps`` serves the dev loop's module (see the module docstring).
+    ``fast_swaps`` serves the dev loop's module (see the module docstring). ``stop``: waits
+    (builds, acknowledgements) end early once it is set.
     """
+
+    stuck_after = 10.0  # seconds without an acknowledgement before probing whether Envoy is stuck
+    stuck_every = 4.0  # seconds between probes
+    probe_timeout = 3.0
 
     def __init__(
         self,
@@ -110,19 +134,21 @@ class DevServer:
         say: Say | None = None,
         watch_sdk: bool = True,
         fast_swaps: bool = False,
+        stop: threading.Event | None = None,
     ) -> None:
         self.plugin_dir = Path(plugin_dir).resolve()
         self.upstream = upstream
+        self._port_flags = {flag: value for flag, value in (("--port", port), ("--admin-port", admin_port)) if value}
         self.port = port or free_port()
         self.admin_port = admin_port or free_port()
         self.config_arg = config
         self.concurrency = concurrency
         self.fast_swaps = fast_swaps
         self._say: Say = say or (lambda message: None)
-        self._owned_dir: tempfile.TemporaryDirectory[str] | None = None
+        self.stop_event = stop or threading.Event()
+        self._owned_dir: Path | None = None  # removed by close(), unless Envoy failed to start
         if not workdir:
-            self._owned_dir = tempfile.TemporaryDirectory(prefix="pwtool-run-")
-            workdir = Path(self._owned_dir.name)
+            self._owned_dir = workdir = Path(tempfile.mkdtemp(prefix="pwtool-run-"))
         self.workdir = Path(workdir)
         self.module_dir = self.workdir / "modules"
         self.ecds_dir = self.workdir / "ecds"
@@ -144,6 +170,8 @@ class DevServer:
         self._dev_vm_configuration = ""
         self._log_offset = 0
         self._log_rest = b""
+        self._log_last: LogRecord | None = None
+        self._build_process: subprocess.Popen[str] | None = None
 
     # -- properties ---------------------------------------------------------------------------
 
@@ -174,19 +202,26 @@ class DevServer:
     # -- life cycle ---------------------------------------------------------------------------
 
     def start(self) -> "DevServer":
-        """Build the plugin, start the upstream (if built in) and Envoy; raise DevLoopError on failure."""
+        """Build the plugin, start the upstream (if built in) and Envoy; raise DevLoopError on failure
+        (BuildError if the plugin did not build: then ``start()`` may be called again)."""
+        for flag, port in self._port_flags.items():
+            if port_in_use(port):
+                raise DevLoopError(f"127.0.0.1:{port} ({flag}) is already in use. "
+                                   f"Fix: choose another port or omit {flag}")
         try:
             metadata = load_metadata(self.plugin_dir)
         except PluginError as error:
-            raise DevLoopError(str(error)) from None
+            raise BuildError(str(error)) from None
         self._name = metadata.name
         self.module_dir.mkdir(parents=True, exist_ok=True)
         self.ecds_dir.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         module, problem = self._build()
         if module is None:
-            raise DevLoopError(problem)
+            raise (Stopped if self.stop_event.is_set() else BuildError)(problem)
         self._write_ecds(module)
+        if self.upstream is not None:
+            self._check_upstream(self.upstream)
         upstream = self.upstream
         if upstream is None:
             echo = EchoServer()
@@ -199,10 +234,16 @@ class DevServer:
         )
         self.envoy = Envoy(config, admin_port=self.admin_port, workdir=self.workdir, concurrency=self.concurrency)
         try:
-            self.envoy.start()
+            self.envoy.start(stop=self.stop_event)
         except Exception as error:
             self.stop()
-            raise DevLoopError(str(error)) from None
+            if self.stop_event.is_set():
+                raise Stopped("stopped") from None
+            kept = ""
+            if self._owned_dir is not None:  # keep Envoy's log and config for a look
+                self._owned_dir = None
+                kept = f"\n(Envoy's config and full log are kept in {self.workdir})"
+            raise DevLoopError(f"{error}{kept}") from None
         # Envoy starts serving even when it rejects the first ECDS file; refuse that here.
         counters = self._ecds_counters()
         if counters.get("config_reload", 0) < 1:
@@ -215,15 +256,24 @@ class DevServer:
     def stop(self) -> None:
         """Stop Envoy (by PID) and the built-in upstream; keep the work directory."""
         if self.envoy is not None:
-            self.envoy.stop()
+            self.envoy.stop(grace=5)
         if self._echo is not None:
             self._echo.stop()
             self._echo = None
 
+    def kill(self) -> None:
+        """Stop at once (a second Ctrl-C): SIGKILL Envoy and a running build, by PID."""
+        self.stop_event.set()
+        build = self._build_process
+        if build is not None and build.poll() is None:
+            build.kill()
+        if self.envoy is not None:
+            self.envoy.kill()
+
     def close(self) -> None:
         self.stop()
         if self._owned_dir is not None:
-            self._owned_dir.cleanup()
+            shutil.rmtree(self._owned_dir, ignore_errors=True)
 
     def __enter__(self) -> "DevServer":
         return self.start()
@@ -244,23 +294,48 @@ class DevServer:
             before = self._ecds_counters()
             log_mark = self._log_size()
             previous = self.version
+            previous_ecds = self.ecds_path.read_text(encoding="utf-8")
             try:
                 self._write_ecds(module)
             except DevLoopError as failure:
                 return Swap(False, previous, time.monotonic() - started, build_seconds, str(failure))
             outcome = self._await_ack(before, log_mark, timeout)
+            if outcome == "stuck-worker":  # the old version is stuck in a request: restart with the new one
+                self._say("Envoy seems stuck in the plugin (an endless loop in a callback?): "
+                          "restarting Envoy with the new version")
+                problem = self._restart()
+                if problem:
+                    return Swap(False, self.version, time.monotonic() - started, build_seconds, problem)
+                self._prune_modules()
+                return Swap(True, self.version, time.monotonic() - started, build_seconds, restarted=True)
+            if outcome == "stuck-main":  # loading the new version got stuck: restart with the previous one
+                self._say("Envoy seems stuck in the plugin (an endless loop in on_configure or on_vm_start?): "
+                          f"restarting Envoy with the previous version {previous}")
+                self._replace_ecds(previous_ecds)
+                self.version = previous
+                problem = self._restart()
+                outcome = problem or (f"Envoy got stuck loading the new version (an endless loop in on_configure "
+                                      f"or on_vm_start?); Envoy was restarted as PID {self.pid}")
+                return Swap(False, previous, time.monotonic() - started, build_seconds, outcome, restarted=True)
             if outcome:
                 self.version = previous
                 return Swap(False, previous, time.monotonic() - started, build_seconds, outcome)
             self._prune_modules()
             return Swap(True, self.version, time.monotonic() - started, build_seconds)
 
-    def watch(self, stop: threading.Event, interval: float = 0.1, settle: float = 0.1) -> None:
-        """Poll the plugin directory (and SDK, and a ``@file`` config) and reload on change until ``stop``."""
-        state = snapshot(self.watch_roots)
+    def wait_for_change(self, interval: float = 0.1, settle: float = 0.1) -> list[str]:
+        """Block until a watched file changes (returns the changed files) or ``stop_event`` is set ([])."""
+        change = self._next_change(snapshot(self.watch_roots), interval, settle)
+        return change[0] if change else []
+
+    def _next_change(self, state: Snapshot, interval: float, settle: float,
+                     check: Callable[[], None] | None = None) -> tuple[list[str], Snapshot] | None:
+        """The files changed since ``state`` and the new snapshot, once some change; None once stopped.
+        ``check`` runs between polls (it may raise)."""
+        stop = self.stop_event
         while not stop.wait(interval):
-            if self.envoy is not None and self.envoy.process is not None and self.envoy.process.poll() is not None:
-                raise DevLoopError(f"Envoy exited with status {self.envoy.process.returncode}:\n{self.envoy.log_tail()}")
+            if check is not None:
+                check()
             current = snapshot(self.watch_roots)
             if current == state:
                 continue
@@ -270,22 +345,36 @@ class DevServer:
                 if settled == current:
                     break
                 current = settled
-            files = changed(state, current)
-            state = current
+            return changed(state, current), current
+        return None
+
+    def watch(self, stop: threading.Event, interval: float = 0.1, settle: float = 0.1) -> None:
+        """Poll the plugin directory (and SDK, and a ``@file`` config) and reload on change until ``stop``."""
+        self.stop_event = stop
+        state = snapshot(self.watch_roots)
+        while (change := self._next_change(state, interval, settle, self._check_envoy)) is not None:
+            files, state = change
             names = ", ".join(os.path.relpath(f, self.plugin_dir) if f.startswith(str(self.plugin_dir)) else f
                               for f in files[:3])
             self._say(f"changed: {names}{' ...' if len(files) > 3 else ''} - rebuilding")
             swap = self.reload()
+            if stop.is_set():
+                return
             if swap.ok:
+                kept = f"Envoy restarted as PID {self.pid}" if swap.restarted else f"Envoy {self.pid} kept running"
                 self._say(f"swapped in {swap.version} in {swap.seconds:.1f} s "
-                          f"(build {swap.build_seconds:.1f} s), Envoy {self.pid} kept running")
+                          f"(build {swap.build_seconds:.1f} s), {kept}")
             else:
                 self._say(f"error: {swap.error}\nstill serving {swap.version}")
 
     # -- logs ---------------------------------------------------------------------------------
 
-    def new_log_lines(self) -> list[tuple[str, str, str]]:
-        """Envoy log lines written since the last call, as ``(level, component, text)``."""
+    def new_log_lines(self) -> list[LogRecord]:
+        """Envoy log records written since the last call, as ``(level, component, text, continued)``.
+
+        A record's continuation lines (a traceback, a multi-line plugin message) are in its
+        ``text`` after newlines; those read after their record was returned come as a
+        ``continued`` record with that record's level and component."""
         if self.envoy is None or not self.envoy.log_path.exists():
             return []
         with open(self.envoy.log_path, "rb") as log:
@@ -294,19 +383,15 @@ class DevServer:
         self._log_offset += len(data)
         data = self._log_rest + data
         *complete, self._log_rest = data.split(b"\n")
-        lines = []
-        for raw in complete:
-            text = raw.decode("utf-8", "replace")
-            match = _LOG_LINE.match(text)
-            if match:
-                lines.append((match["level"], match["component"], match["text"]))
-            elif text.strip():
-                lines.append(("", "", text))  # continuation (multi-line tracebacks)
-        return lines
+        records = parse_log([raw.decode("utf-8", "replace") for raw in complete], self._log_last)
+        if records and not records[-1].continued:
+            self._log_last = records[-1]
+        return records
 
     @staticmethod
     def plugin_log_text(component: str, text: str) -> str | None:
-        """The plugin's own message if this Envoy line is a wasm log line, else None."""
+        """The plugin's own message if this Envoy record is a wasm log line, else None
+        (all its lines: a traceback, or a message with newlines)."""
         if component != "wasm":
             return None
         match = _WASM_LOG.match(text)
@@ -327,14 +412,30 @@ class DevServer:
         vm_configuration = target.with_suffix(".vm-config")
         if self.fast_swaps:
             command += ["--dev-vm-config", str(vm_configuration)]
-        proc = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        # Poll, so that Ctrl-C (the stop event) ends a long build (an import that loops) at once.
+        proc = self._build_process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                                      text=True, stdin=subprocess.DEVNULL)
+        try:
+            while True:
+                try:
+                    stdout, stderr = proc.communicate(timeout=0.1)
+                    break
+                except subprocess.TimeoutExpired:
+                    if self.stop_event.is_set():
+                        proc.kill()
+                        proc.communicate()
+                        target.unlink(missing_ok=True)
+                        vm_configuration.unlink(missing_ok=True)
+                        return None, "stopped"
+        finally:
+            self._build_process = None
         if proc.returncode != 0:
             target.unlink(missing_ok=True)
             vm_configuration.unlink(missing_ok=True)
-            err = proc.stderr.strip()
+            err = stderr.strip()
             index = err.find("Error: ")
             return None, (err[index + len("Error: "):] if index >= 0 else err) or f"build exited {proc.returncode}"
-        result = json.loads(proc.stdout)
+        result = json.loads(stdout)
         name = result["plugin"]["name"]
         if name != self._name:
             target.unlink(missing_ok=True)
@@ -358,6 +459,10 @@ class DevServer:
         else:
             plugin = plugin_config(name=self._name, root_id=self._root_id, config=self._config, wasm_file=module)
         text = yaml.safe_dump(ecds_resource(plugin, resource_name=self._name, version=version), sort_keys=False)
+        self._replace_ecds(text)
+        self.version = version
+
+    def _replace_ecds(self, text: str) -> None:
         # Temp file in the watched directory, then rename: the move is what Envoy sees, and
         # Envoy never reads a half-written file.
         handle, temp = tempfile.mkstemp(prefix=f".{self._name}.", suffix=".tmp", dir=self.ecds_dir)
@@ -370,13 +475,25 @@ class DevServer:
         except OSError as error:
             Path(temp).unlink(missing_ok=True)
             raise DevLoopError(f"cannot write {self.ecds_path}: {error}") from None
-        self.version = version
 
-    def _ecds_counters(self) -> dict[str, int]:
+    def _check_envoy(self) -> None:
+        if self.envoy is not None and self.envoy.process is not None and self.envoy.process.poll() is not None:
+            raise DevLoopError(f"Envoy exited with status {self.envoy.process.returncode}:\n"
+                               f"{self.envoy.log_errors()}")
+
+    def _check_upstream(self, upstream: str) -> None:
+        try:
+            host, port = parse_upstream(upstream)
+            with socket.create_connection((host, port), timeout=1):
+                pass
+        except (ManifestError, OSError):
+            self._say(f"warning: nothing answers at {upstream} yet; requests will get Envoy's 503 until it does")
+
+    def _ecds_counters(self, timeout: float = 10.0) -> dict[str, int]:
         if self.envoy is None:
             return {}
         try:
-            stats = self.envoy.stats("extension_config_discovery.")
+            stats = self.envoy.stats("extension_config_discovery.", timeout=timeout)
         except (urllib.error.URLError, OSError):
             return {}
         return {name.rsplit(".", 1)[1]: value for name, value in stats.items()
@@ -384,18 +501,66 @@ class DevServer:
                 or name.split(".")[-2] == self._name}
 
     def _await_ack(self, before: dict[str, int], log_mark: int, timeout: float) -> str:
-        """Wait until Envoy applies (``""``) or rejects (the reason) the new ECDS file."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            now = self._ecds_counters()
+        """Wait until Envoy applies (``""``) or rejects (the reason) the new ECDS file; ``"stuck-worker"``
+        or ``"stuck-main"`` if Envoy stopped answering (a plugin callback that never returns)."""
+        started = time.monotonic()
+        deadline = started + timeout
+        next_probe = started + self.stuck_after
+        misses: dict[str, int] = {}
+        while time.monotonic() < deadline and not self.stop_event.is_set():
+            now = self._ecds_counters(timeout=self.probe_timeout)
             if now.get("config_fail", 0) > before.get("config_fail", 0):
                 return "Envoy rejected the new module:\n" + self._rejection_reason(log_mark)
             if now.get("config_reload", 0) > before.get("config_reload", 0):
                 return ""
             if self.envoy is not None and self.envoy.process is not None and self.envoy.process.poll() is not None:
-                return f"Envoy exited with status {self.envoy.process.returncode}:\n{self.envoy.log_tail()}"
-            time.sleep(0.02)
+                return f"Envoy exited with status {self.envoy.process.returncode}:\n{self.envoy.log_errors()}"
+            if time.monotonic() >= next_probe:
+                stuck = self._stuck()
+                misses = {stuck: misses.get(stuck, 0) + 1} if stuck else {}
+                if stuck and misses[stuck] >= 2:
+                    return stuck
+                next_probe = time.monotonic() + self.stuck_every
+            self.stop_event.wait(0.02)
+        if self.stop_event.is_set():
+            return "stopped"
         return f"Envoy did not pick up {self.ecds_path} within {timeout:.0f} s"
+
+    def _stuck(self) -> str:
+        """``"stuck-main"`` if Envoy's admin (main thread) does not answer, ``"stuck-worker"`` if a
+        request through the listener gets no response in time, else ``""``."""
+        try:
+            with urllib.request.urlopen(f"{self.admin_url}/ready", timeout=self.probe_timeout):
+                pass
+        except urllib.error.HTTPError:
+            pass  # it answered
+        except (urllib.error.URLError, OSError):
+            return "stuck-main"
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.probe_timeout)
+        try:
+            conn.request("GET", "/", headers={"x-pwtool-probe": "is-envoy-stuck"})
+            conn.getresponse().read()
+        except TimeoutError:
+            return "stuck-worker"
+        except (OSError, http.client.HTTPException):
+            pass  # an answer of some kind: not stuck
+        finally:
+            conn.close()
+        return ""
+
+    def _restart(self) -> str:
+        """Stop Envoy by PID (SIGKILL if it ignores SIGTERM) and start a new one on the same ports with
+        the current ECDS file; ``""`` or what went wrong."""
+        assert self.envoy is not None
+        self.envoy.stop(grace=2)
+        log_mark = self._log_size()
+        try:
+            self.envoy.start(timeout=30, stop=self.stop_event)
+        except Exception as error:  # noqa: BLE001 - reported to the user, the loop goes on
+            return f"could not restart Envoy: {error}"
+        if self._ecds_counters().get("config_reload", 0) < 1:
+            return f"the restarted Envoy did not load the plugin:\n{self._rejection_reason(log_mark)}"
+        return ""
 
     def _log_size(self) -> int:
         try:
@@ -409,12 +574,9 @@ class DevServer:
         with open(self.envoy.log_path, "rb") as log:
             log.seek(log_mark)
             text = log.read().decode("utf-8", "replace")
-        lines = []
-        for line in text.splitlines():
-            match = _LOG_LINE.match(line)
-            if match and match["level"] in ("error", "critical") or "update rejected" in line:
-                lines.append(f"  {match['text'] if match else line}")
-        return "\n".join(dict.fromkeys(lines[-10:])) or "(no error in Envoy's log)"
+        records = [r for r in parse_log(text.splitlines()) if r.level in ERROR_LEVELS or "update rejected" in r.text]
+        lines = ["  " + r.text.replace("\n", "\n  ") for r in records[-10:]]  # with continuation lines
+        return "\n".join(dict.fromkeys(lines)) or "(no error in Envoy's log)"
 
     def _prune_modules(self) -> None:
         modules = sorted(self.module_dir.glob(f"{self._name}-*.wasm"), key=lambda p: p.stat().st_mtime_ns)

@@ -2,24 +2,33 @@
 
 Used by ``pwtool run``, the end-to-end tests, the conformance suite and the benchmarks.
 Each Envoy gets its own ``--base-id`` so that runs never collide over shared memory,
-free ports chosen by the caller, and is stopped by PID. This Envoy build exits when its
-parent process exits, so nothing outlives the Python process that started it.
+free ports chosen by the caller, and is stopped by PID. On Linux Envoy is started with a
+parent-death signal (SIGTERM), so it does not outlive the Python process that started it,
+even one killed with SIGKILL. (The signal follows the starting *thread*: start Envoy from a
+thread that lives as long as Envoy should, such as the main thread.)
 """
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import itertools
 import os
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import yaml
+
+from pwtool.envoy._log import error_summary
 
 _base_ids = itertools.count((os.getpid() % 5000) * 20 + 200_000)
 
@@ -42,6 +51,35 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def port_in_use(port: int) -> bool:
+    """Whether something already listens on 127.0.0.1:``port`` (a bind test, as Envoy binds)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+@functools.cache
+def _die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that makes the child get SIGTERM when its parent dies (Linux
+    ``PR_SET_PDEATHSIG``), or None where there is no prctl. ``prctl`` is looked up here,
+    in the parent: the child of a threaded process must not load libraries."""
+    if sys.platform != "linux":
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+    def set_parent_death_signal() -> None:
+        prctl(1, signal.SIGTERM, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+
+    return set_parent_death_signal
 
 
 def next_base_id() -> int:
@@ -106,7 +144,9 @@ class Envoy:
     def admin_url(self) -> str:
         return f"http://127.0.0.1:{self.admin_port}"
 
-    def start(self, timeout: float = 90.0) -> "Envoy":
+    def start(self, timeout: float = 90.0, stop: threading.Event | None = None) -> "Envoy":
+        """Start Envoy and wait until it is ready; EnvoyError if it exits, does not get ready in
+        ``timeout`` s, or ``stop`` is set meanwhile (then it is stopped)."""
         self.config_path.write_text(yaml.safe_dump(self.config, sort_keys=False))
         command = [
             *self.command_prefix, envoy_binary(), "-c", str(self.config_path), "--concurrency", str(self.concurrency),
@@ -115,31 +155,43 @@ class Envoy:
         ]
         # Envoy writes its log to stderr unbuffered; a --log-path file is flushed late.
         with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                            preexec_fn=_die_with_parent())
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise EnvoyError(f"Envoy exited with status {self.process.returncode} while starting:\n{self.log_tail()}")
+                raise EnvoyError(f"Envoy exited with status {self.process.returncode} while starting:\n"
+                                 f"{self.log_errors()}")
             try:
                 with urllib.request.urlopen(f"{self.admin_url}/ready", timeout=2) as response:
                     if response.status == 200:
                         return self
             except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
                 pass
-            time.sleep(0.1)
+            if stop is not None and stop.wait(0.1):
+                self.stop(grace=2)
+                raise EnvoyError("stopped while Envoy was starting")
+            time.sleep(0 if stop is not None else 0.1)
         self.stop()
-        raise EnvoyError(f"Envoy did not become ready within {timeout:.0f} s:\n{self.log_tail()}")
+        raise EnvoyError(f"Envoy did not become ready within {timeout:.0f} s:\n{self.log_errors()}")
 
-    def stop(self) -> None:
-        """Terminate Envoy by PID and wait for it."""
+    def stop(self, grace: float = 15.0) -> None:
+        """Terminate Envoy by PID and wait for it; SIGKILL if it is still running after ``grace`` s
+        (a worker stuck in a plugin's endless loop never lets Envoy shut down)."""
         if self.process is None or self.process.poll() is not None:
             return
         self.process.terminate()
         try:
-            self.process.wait(timeout=15)
+            self.process.wait(timeout=grace)
         except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=15)
+            self.kill()
+
+    def kill(self) -> None:
+        """SIGKILL Envoy by PID and reap it (safe from a signal handler)."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.kill()
+        self.process.wait(timeout=15)
 
     def close(self) -> None:
         self.stop()
@@ -158,14 +210,20 @@ class Envoy:
     def log_tail(self, lines: int = 60) -> str:
         return "\n".join(self.log_text().splitlines()[-lines:])
 
-    def admin_get(self, path: str) -> str:
-        with urllib.request.urlopen(f"{self.admin_url}{path}", timeout=10) as response:
+    def log_errors(self, fallback_lines: int = 20) -> str:
+        """The error and critical records of Envoy's log (with their continuation lines), or its
+        last lines if it has none, for a short "why did Envoy fail" message."""
+        text = self.log_text()
+        return error_summary(text) or "\n".join(text.splitlines()[-fallback_lines:])
+
+    def admin_get(self, path: str, timeout: float = 10.0) -> str:
+        with urllib.request.urlopen(f"{self.admin_url}{path}", timeout=timeout) as response:
             return str(response.read().decode())
 
-    def stats(self, prefix: str = "") -> dict[str, int]:
+    def stats(self, prefix: str = "", timeout: float = 10.0) -> dict[str, int]:
         """Counter and gauge values from ``/stats`` whose names start with ``prefix``."""
         values = {}
-        for line in self.admin_get("/stats").splitlines():
+        for line in self.admin_get("/stats", timeout=timeout).splitlines():
             name, _, value = line.partition(": ")
             if name.startswith(prefix) and value.strip().lstrip("-").isdigit():
                 values[name] = int(value)

@@ -10,6 +10,10 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import signal
+import subprocess
+import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -148,3 +152,122 @@ def test_in_flight_request_survives_swap_and_rejected_module_keeps_old(
         assert dev.pid == pid and pid_alive(pid)
         assert len(list(dev.module_dir.glob("*.wasm"))) <= 3  # old modules are pruned
     assert not pid_alive(pid)
+
+
+# -- robustness: a plugin stuck in a loop, Ctrl-C, a killed pwtool, a first build that fails ------
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _wait_gone(pid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_envoy_dies_with_a_killed_parent(tmp_path: Path) -> None:
+    script = (
+        "import sys, time\n"
+        "from pwtool.envoy import Envoy, free_port\n"
+        "from pwtool.manifests import bootstrap\n"
+        "admin = free_port()\n"
+        "envoy = Envoy(bootstrap(listen_port=free_port(), admin_port=admin, upstream='127.0.0.1:9'),\n"
+        f"              admin_port=admin, workdir=__import__('pathlib').Path({str(tmp_path)!r}))\n"
+        "envoy.start()\n"
+        "print(envoy.pid, flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    pid = int(parent.stdout.readline())
+    assert pid_alive(pid)
+    parent.kill()  # SIGKILL: no chance to stop Envoy itself
+    parent.wait(timeout=10)
+    assert _wait_gone(pid, 5), f"Envoy {pid} outlived its killed parent"
+
+
+def test_worker_stuck_in_a_callback_is_detected_and_envoy_restarted(plugin: Path, tmp_path: Path) -> None:
+    edit(plugin / "plugin.py", "        return Action.CONTINUE\n",
+         "        while headers.get(':path') == '/loop':\n            pass\n        return Action.CONTINUE\n")
+    said: list[str] = []
+    with DevServer(plugin, workdir=tmp_path / "work", fast_swaps=True, say=said.append) as dev:
+        dev.stuck_after, dev.stuck_every, dev.probe_timeout = 1.0, 0.5, 1.0
+        pid = dev.pid
+        stuck = threading.Thread(target=lambda: _get_quietly(dev.url + "/loop"), daemon=True)
+        stuck.start()
+        time.sleep(0.5)
+        edit(plugin / "plugin.py", "while headers.get(':path') == '/loop'", "while headers.get(':path') == '/never'")
+        edit(plugin / "plugin.py", OLD, '"after restart"')
+        started = time.monotonic()
+        swap = dev.reload()
+        assert swap.ok and swap.restarted and swap.version.startswith("v2-"), (swap, said)
+        assert time.monotonic() - started < 20
+        assert ("Envoy seems stuck in the plugin (an endless loop in a callback?): "
+                "restarting Envoy with the new version") in said
+        assert not pid_alive(pid) and dev.pid != pid
+        assert _get(dev.url + "/")[1] == "after restart"
+        assert _get(dev.url + "/loop")[1] == "after restart"
+
+
+def _get_quietly(url: str) -> None:
+    try:
+        urllib.request.urlopen(url, timeout=30).read()
+    except OSError:
+        pass
+
+
+def test_watch_waits_for_a_first_build_that_fails(plugin: Path) -> None:
+    edit(plugin / "plugin.py", OLD, '"broken" +')
+    run = Background("run", str(plugin), "--watch")
+    try:
+        run.wait_for(lambda line: "waiting for a fix..." in line, 60)
+        assert run.process.poll() is None
+        edit(plugin / "plugin.py", '"broken" +', '"fixed"')
+        url = run.value("URL", 60)
+        assert _get(url + "/")[1] == "fixed"
+    finally:
+        assert run.interrupt() == 0
+    assert "stopped" in run.output
+
+
+def test_ctrl_c_stops_a_stuck_build_and_a_second_one_a_stuck_envoy(plugin: Path) -> None:
+    source = (plugin / "plugin.py").read_text()
+    (plugin / "plugin.py").write_text("while True:\n    pass\n" + source)
+    run = Background("run", str(plugin), "--watch")
+    time.sleep(3)  # the build's import is looping now
+    started = time.monotonic()
+    run.process.send_signal(signal.SIGINT)
+    run.process.wait(timeout=10)
+    assert time.monotonic() - started < 3, run.output
+    run.wait_for(lambda line: "stopping…" in line, 5)
+
+    # on_configure loops: Envoy's main thread never gets ready. Two Ctrl-C: out at once, Envoy killed.
+    (plugin / "plugin.py").write_text(source.replace(
+        "    default_config =", "    def on_configure(self, size):\n        while True:\n            pass\n\n"
+        "    default_config ="))
+    run = Background("run", str(plugin))
+    run.wait_for(lambda line: "built live" in line, 60)
+    deadline = time.monotonic() + 10
+    while not (envoys := _children(run.process.pid)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert envoys, run.output
+    time.sleep(2)
+    started = time.monotonic()
+    run.process.send_signal(signal.SIGINT)
+    time.sleep(0.2)
+    run.process.send_signal(signal.SIGINT)
+    run.process.wait(timeout=10)
+    assert time.monotonic() - started < 1.5, run.output
+    assert all(_wait_gone(pid, 2) for pid in envoys), run.output
