@@ -28,6 +28,10 @@ def command(plugin_dir: Path, output: Path | None, keep_compiler: bool, as_json:
     The first build on a machine also builds the runtime (CPython 3.11 for wasm32-wasi
     and pwtool's C shim) and caches it; later builds only snapshot the plugin.
     """
+    if output == Path("-"):
+        raise click.UsageError("build writes the module to a file, not to standard output. Fix: pass -o a .wasm "
+                               "path such as dist/NAME.wasm, then read that file")
+
     def progress(message: str) -> None:
         click.echo(message, err=True)
 

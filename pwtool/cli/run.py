@@ -95,6 +95,9 @@ def command(plugin_dir: Path, upstream: str | None, port: int, admin_port: int, 
       pwtool run plugins/hello --watch
       pwtool run plugins/http_config --upstream 127.0.0.1:8080 --config '{"header_value": "dev"}'
     """
+    if full_swaps and not watch:
+        raise click.UsageError("--full-swaps only changes how --watch swaps a rebuilt plugin in. Fix: add --watch, "
+                               "or drop --full-swaps")
     stop = threading.Event()
     dev = DevServer(plugin_dir, upstream=upstream, port=port or None, admin_port=admin_port or None,
                     config=config, concurrency=concurrency, say=_say, fast_swaps=watch and not full_swaps, stop=stop)

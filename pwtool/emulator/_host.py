@@ -1179,7 +1179,11 @@ class Emulator:
         self.count_instructions = count_instructions
         self.record_calls = record_calls
         self.calls: list[CallRecord] = []
-        self.log_level = LogLevel(log_level)
+        try:
+            self.log_level = LogLevel(log_level)
+        except ValueError:
+            names = ", ".join(f"LogLevel.{level.name}" for level in LogLevel)
+            raise EmulatorError(f"log_level must be one of {names} (or 0-5), not {log_level!r}") from None
         self.buffer_limit = buffer_limit
         self.clusters = None if clusters is None else set(clusters)
         self.now_ns = start_time_ns

@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Union
 
-from ._types import ModuleLoadError
+from ._types import EmulatorError, ModuleLoadError
 
 if TYPE_CHECKING:
     from ._host import VM, Backend
@@ -42,7 +42,7 @@ def build_plugin_cached(plugin: Union[str, "os.PathLike[str]"], cache_dir: Union
 def make_backend(vm: "VM", module: Union[str, "os.PathLike[str]", bytes], mode: str) -> "Backend":
     """Create the backend of ``vm`` for ``module`` in ``mode`` ("wasm" or "native")."""
     if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+        raise EmulatorError(f"mode must be one of {', '.join(map(repr, MODES))}, not {mode!r}")
     if mode == "native":
         from ._native import NativeBackend
 

@@ -244,3 +244,9 @@ def test_inspect_and_the_emulator_refuse_the_same_export_signature(tmp_path: Pat
     assert result.exit_code == 1 and expected in json.loads(result.stdout)["problems"]
     with Emulator() as emulator, pytest.raises(ModuleLoadError, match=re.escape(expected)):
         emulator.load(wasm)
+
+
+def test_build_to_standard_output_is_a_usage_error() -> None:
+    result = CliRunner().invoke(main, ["build", str(REPO / "plugins" / "hello"), "-o", "-"])
+    assert result.exit_code == 2 and "not to standard output" in result.output and "Fix:" in result.output
+    assert not Path("-").exists()

@@ -179,3 +179,12 @@ def test_stop_ends_a_build_that_never_finishes(tmp_path: Path) -> None:
     with pytest.raises(Stopped):
         DevServer(plugin, workdir=tmp_path / "work", stop=stop, watch_sdk=False).start()
     assert time.monotonic() - started < 5
+
+
+def test_full_swaps_without_watch_is_a_usage_error() -> None:
+    from click.testing import CliRunner
+
+    from pwtool.cli import main
+
+    result = CliRunner().invoke(main, ["run", str(Path(__file__).resolve().parents[2] / "plugins" / "hello"), "--full-swaps"])
+    assert result.exit_code == 2 and "--full-swaps only changes how --watch" in result.output

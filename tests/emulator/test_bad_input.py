@@ -335,3 +335,10 @@ def test_plugin_directory_without_plugin_py_is_a_module_load_error(tmp_path: Pat
         Emulator(build_cache=tmp_path / "cache").load(tmp_path)
     assert str(info.value).count(str(tmp_path)) >= 1
     assert not str(info.value).startswith(f"{tmp_path}: {tmp_path}")
+
+
+def test_unknown_mode_and_log_level_are_emulator_errors(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(EmulatorError, match="log_level must be one of LogLevel.TRACE"):
+        Emulator(log_level="debug")  # type: ignore[arg-type]
+    with Emulator() as emulator, pytest.raises(EmulatorError, match="mode must be one of 'wasm', 'native'|mode must be one of 'native', 'wasm'"):
+        emulator.load(b"\0asm\1\0\0\0", mode="WASM")
