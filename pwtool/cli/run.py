@@ -11,7 +11,7 @@ from types import FrameType
 
 import click
 
-from pwtool.devloop import BuildError, DevLoopError, DevServer, Stopped
+from pwtool.devloop import BuildError, DevLoopError, DevServer, Snapshot, Stopped
 from pwtool.manifests import ManifestError, parse_upstream
 
 _LEVEL_STYLE = {"error": "red", "critical": "red", "warning": "yellow"}
@@ -71,7 +71,7 @@ def _stream_logs(dev: DevServer, stop: threading.Event, verbose: bool) -> None:
 @click.option("--config", "config", metavar="JSON|@FILE",
               help="Plugin configuration passed by Envoy (default: plugin.toml's [config]). "
                    "An @file is watched too.")
-@click.option("--watch", is_flag=True, help="Rebuild on every change and hot-swap the module (no Envoy restart).")
+@click.option("--watch", is_flag=True, help="Rebuild on every change and hot-swap the module (Envoy is restarted only if a plugin callback is stuck).")
 @click.option("--full-swaps", is_flag=True,
               help="With --watch: swap in the module `pwtool build` makes, not the dev loop's module. "
                    "Exactly what ships, but each swap waits 4-8 s for Envoy to compile it.")
@@ -85,7 +85,8 @@ def command(plugin_dir: Path, upstream: str | None, port: int, admin_port: int, 
     Prints the URL to send requests to and Envoy's admin URL, then the plugin's log
     lines. With --watch, every saved change to the plugin (or the SDK) is rebuilt and
     swapped into the running Envoy through a file-based ECDS update: no restart, no
-    dropped requests. A build error is printed and the previous module keeps serving.
+    dropped requests (unless a plugin callback is stuck in an endless loop: then Envoy
+    is restarted). A build error is printed and the previous module keeps serving.
     To make swaps take about a second, --watch serves the dev loop's module: the same
     interpreter and SDK, with the plugin's compiled code in the VM configuration and its
     module-level code run when each VM starts (--full-swaps serves the built module).
@@ -103,8 +104,8 @@ def command(plugin_dir: Path, upstream: str | None, port: int, admin_port: int, 
                     config=config, concurrency=concurrency, say=_say, fast_swaps=watch and not full_swaps, stop=stop)
 
     def interrupt(signum: int, frame: FrameType | None) -> None:
-        if stop.is_set():  # a second Ctrl-C: no more waiting
-            dev.kill()
+        if stop.is_set():  # a second Ctrl-C: no more waiting (dev.kill() below reaps, outside the handler)
+            dev.kill(reap=False)
             raise KeyboardInterrupt
         stop.set()
         click.echo("stopping… (Ctrl-C again to stop at once)", err=True)
@@ -123,29 +124,34 @@ def command(plugin_dir: Path, upstream: str | None, port: int, admin_port: int, 
             signal.signal(sig, handler)
 
 
-def _start(dev: DevServer, watch: bool) -> bool:
-    """Start the dev loop; with --watch, a plugin that does not build yet is waited for. False if stopped."""
+def _start(dev: DevServer, watch: bool) -> Snapshot | None:
+    """Start the dev loop; with --watch, a plugin that does not build yet is waited for. Returns the
+    watched files as they were before the build that serves (None if stopped), so that an edit
+    saved during that build is not missed."""
     while True:
+        before = dev.snapshot()
         try:
             dev.start()
-            return True
+            return before
         except Stopped:
-            return False
+            return None
         except BuildError as error:
             if not watch:
                 raise click.ClickException(str(error)) from None
             _say(f"error: {error}")
             _say("waiting for a fix...")
-            if not dev.wait_for_change():
-                return False
+            if not dev.wait_for_change(before):
+                return None
             _say("changed - rebuilding")
         except DevLoopError as error:
             raise click.ClickException(str(error)) from None
 
 
 def _serve(dev: DevServer, stop: threading.Event, watch: bool, verbose: bool) -> None:
+    logs: threading.Thread | None = None
     try:
-        if not _start(dev, watch):
+        before = _start(dev, watch)
+        if before is None:
             click.echo("stopped")
             return
         click.secho(f"URL      {dev.url}", bold=True)
@@ -159,17 +165,17 @@ def _serve(dev: DevServer, stop: threading.Event, watch: bool, verbose: bool) ->
         logs.start()
         if watch:
             try:
-                dev.watch(stop)
+                dev.watch(stop, since=before)
             except DevLoopError as error:
                 raise click.ClickException(str(error)) from None
         else:
             while not stop.wait(0.5):
-                if dev.envoy is not None and dev.envoy.process is not None and dev.envoy.process.poll() is not None:
-                    raise click.ClickException(f"Envoy exited with status {dev.envoy.process.returncode}:\n"
-                                               f"{dev.envoy.log_errors()}")
-        stop.set()
-        logs.join(timeout=5)
+                exited = dev.envoy_exit()
+                if exited:
+                    raise click.ClickException(exited)
     finally:
         stop.set()
+        if logs is not None:
+            logs.join(timeout=5)  # its last read, before close() removes the work directory
         dev.close()
     click.echo("stopped")

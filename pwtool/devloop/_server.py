@@ -49,7 +49,7 @@ import yaml
 from pwtool.build import PluginError, load_metadata
 from pwtool.devloop._watch import Snapshot, changed, snapshot
 from pwtool.envoy import EchoServer, Envoy, LogRecord, free_port, parse_log, port_in_use
-from pwtool.envoy._log import ERROR_LEVELS
+from pwtool.envoy._log import error_summary
 from pwtool.manifests import ManifestError, bootstrap, ecds_filter, ecds_resource, parse_upstream, plugin_config
 
 Say = Callable[[str], None]
@@ -232,6 +232,7 @@ class DevServer:
             http_filters=[ecds_filter(self._name, self.ecds_path)],
             listen_port=self.port, admin_port=self.admin_port, upstream=upstream,
         )
+        _answer_probes_in_envoy(config)
         self.envoy = Envoy(config, admin_port=self.admin_port, workdir=self.workdir, concurrency=self.concurrency)
         try:
             self.envoy.start(stop=self.stop_event)
@@ -261,14 +262,15 @@ class DevServer:
             self._echo.stop()
             self._echo = None
 
-    def kill(self) -> None:
-        """Stop at once (a second Ctrl-C): SIGKILL Envoy and a running build, by PID."""
+    def kill(self, reap: bool = True) -> None:
+        """Stop at once (a second Ctrl-C): SIGKILL Envoy and a running build, by PID; ``reap=False``
+        only sends the signals (from a signal handler, which must not wait)."""
         self.stop_event.set()
         build = self._build_process
         if build is not None and build.poll() is None:
             build.kill()
         if self.envoy is not None:
-            self.envoy.kill()
+            self.envoy.kill(reap=reap)
 
     def close(self) -> None:
         self.stop()
@@ -305,7 +307,7 @@ class DevServer:
                           "restarting Envoy with the new version")
                 problem = self._restart()
                 if problem:
-                    return Swap(False, self.version, time.monotonic() - started, build_seconds, problem)
+                    raise DevLoopError(problem)  # no Envoy serves any version now
                 self._prune_modules()
                 return Swap(True, self.version, time.monotonic() - started, build_seconds, restarted=True)
             if outcome == "stuck-main":  # loading the new version got stuck: restart with the previous one
@@ -314,8 +316,10 @@ class DevServer:
                 self._replace_ecds(previous_ecds)
                 self.version = previous
                 problem = self._restart()
-                outcome = problem or (f"Envoy got stuck loading the new version (an endless loop in on_configure "
-                                      f"or on_vm_start?); Envoy was restarted as PID {self.pid}")
+                if problem:
+                    raise DevLoopError(problem)
+                outcome = (f"Envoy got stuck loading the new version (an endless loop in on_configure "
+                           f"or on_vm_start?); Envoy was restarted as PID {self.pid}")
                 return Swap(False, previous, time.monotonic() - started, build_seconds, outcome, restarted=True)
             if outcome:
                 self.version = previous
@@ -323,10 +327,15 @@ class DevServer:
             self._prune_modules()
             return Swap(True, self.version, time.monotonic() - started, build_seconds)
 
-    def wait_for_change(self, interval: float = 0.1, settle: float = 0.1) -> list[str]:
-        """Block until a watched file changes (returns the changed files) or ``stop_event`` is set ([])."""
-        change = self._next_change(snapshot(self.watch_roots), interval, settle)
+    def wait_for_change(self, since: Snapshot | None = None, interval: float = 0.1, settle: float = 0.1) -> list[str]:
+        """Block until a watched file differs from ``since`` (default: now) and return the changed
+        files, or [] once ``stop_event`` is set."""
+        change = self._next_change(since or self.snapshot(), interval, settle)
         return change[0] if change else []
+
+    def snapshot(self) -> Snapshot:
+        """The watched files as they are now, for `wait_for_change` / `watch` to compare with."""
+        return snapshot(self.watch_roots)
 
     def _next_change(self, state: Snapshot, interval: float, settle: float,
                      check: Callable[[], None] | None = None) -> tuple[list[str], Snapshot] | None:
@@ -348,10 +357,12 @@ class DevServer:
             return changed(state, current), current
         return None
 
-    def watch(self, stop: threading.Event, interval: float = 0.1, settle: float = 0.1) -> None:
-        """Poll the plugin directory (and SDK, and a ``@file`` config) and reload on change until ``stop``."""
+    def watch(self, stop: threading.Event, since: Snapshot | None = None, interval: float = 0.1,
+              settle: float = 0.1) -> None:
+        """Poll the plugin directory (and SDK, and a ``@file`` config) and reload on change until
+        ``stop``; a change since ``since`` (taken before the build that is serving) counts too."""
         self.stop_event = stop
-        state = snapshot(self.watch_roots)
+        state = since or self.snapshot()
         while (change := self._next_change(state, interval, settle, self._check_envoy)) is not None:
             files, state = change
             names = ", ".join(os.path.relpath(f, self.plugin_dir) if f.startswith(str(self.plugin_dir)) else f
@@ -375,11 +386,14 @@ class DevServer:
         A record's continuation lines (a traceback, a multi-line plugin message) are in its
         ``text`` after newlines; those read after their record was returned come as a
         ``continued`` record with that record's level and component."""
-        if self.envoy is None or not self.envoy.log_path.exists():
+        if self.envoy is None:
             return []
-        with open(self.envoy.log_path, "rb") as log:
-            log.seek(self._log_offset)
-            data = log.read()
+        try:
+            with open(self.envoy.log_path, "rb") as log:
+                log.seek(self._log_offset)
+                data = log.read()
+        except FileNotFoundError:  # not written yet, or the work directory is being removed
+            return []
         self._log_offset += len(data)
         data = self._log_rest + data
         *complete, self._log_rest = data.split(b"\n")
@@ -476,10 +490,16 @@ class DevServer:
             Path(temp).unlink(missing_ok=True)
             raise DevLoopError(f"cannot write {self.ecds_path}: {error}") from None
 
+    def envoy_exit(self) -> str:
+        """Why Envoy is no longer running (its exit status and error records), or ``""``."""
+        if self.envoy is None or self.envoy.process is None or self.envoy.process.poll() is None:
+            return ""
+        return f"Envoy exited with status {self.envoy.process.returncode}:\n{self.envoy.log_errors()}"
+
     def _check_envoy(self) -> None:
-        if self.envoy is not None and self.envoy.process is not None and self.envoy.process.poll() is not None:
-            raise DevLoopError(f"Envoy exited with status {self.envoy.process.returncode}:\n"
-                               f"{self.envoy.log_errors()}")
+        exited = self.envoy_exit()
+        if exited:
+            raise DevLoopError(exited)
 
     def _check_upstream(self, upstream: str) -> None:
         try:
@@ -513,8 +533,9 @@ class DevServer:
                 return "Envoy rejected the new module:\n" + self._rejection_reason(log_mark)
             if now.get("config_reload", 0) > before.get("config_reload", 0):
                 return ""
-            if self.envoy is not None and self.envoy.process is not None and self.envoy.process.poll() is not None:
-                return f"Envoy exited with status {self.envoy.process.returncode}:\n{self.envoy.log_errors()}"
+            exited = self.envoy_exit()
+            if exited:
+                return exited
             if time.monotonic() >= next_probe:
                 stuck = self._stuck()
                 misses = {stuck: misses.get(stuck, 0) + 1} if stuck else {}
@@ -524,7 +545,8 @@ class DevServer:
             self.stop_event.wait(0.02)
         if self.stop_event.is_set():
             return "stopped"
-        return f"Envoy did not pick up {self.ecds_path} within {timeout:.0f} s"
+        return (f"Envoy did not pick up {self.ecds_path} within {timeout:.0f} s (is a plugin callback stuck in an "
+                "endless loop? Fix: then restart pwtool run)")
 
     def _stuck(self) -> str:
         """``"stuck-main"`` if Envoy's admin (main thread) does not answer, ``"stuck-worker"`` if a
@@ -538,7 +560,7 @@ class DevServer:
             return "stuck-main"
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.probe_timeout)
         try:
-            conn.request("GET", "/", headers={"x-pwtool-probe": "is-envoy-stuck"})
+            conn.request("GET", "/", headers={PROBE_HEADER: "is-envoy-stuck"})
             conn.getresponse().read()
         except TimeoutError:
             return "stuck-worker"
@@ -574,12 +596,23 @@ class DevServer:
         with open(self.envoy.log_path, "rb") as log:
             log.seek(log_mark)
             text = log.read().decode("utf-8", "replace")
-        records = [r for r in parse_log(text.splitlines()) if r.level in ERROR_LEVELS or "update rejected" in r.text]
-        lines = ["  " + r.text.replace("\n", "\n  ") for r in records[-10:]]  # with continuation lines
-        return "\n".join(dict.fromkeys(lines)) or "(no error in Envoy's log)"
+        return error_summary(text, also="update rejected") or "(no error in Envoy's log)"
 
     def _prune_modules(self) -> None:
         modules = sorted(self.module_dir.glob(f"{self._name}-*.wasm"), key=lambda p: p.stat().st_mtime_ns)
         for old in modules[:-_KEEP_MODULES]:
             old.unlink(missing_ok=True)
 
+
+PROBE_HEADER = "x-pwtool-probe"
+
+
+def _answer_probes_in_envoy(config: dict[str, Any]) -> None:
+    """Route the dev loop's stuck-Envoy probes (`DevServer._stuck`) to a 204 from Envoy itself:
+    they still pass the plugin on a worker, but never wait on (or reach) the upstream."""
+    for listener in config["static_resources"]["listeners"]:
+        for chain in listener["filter_chains"]:
+            for network_filter in chain["filters"]:
+                for host in network_filter["typed_config"]["route_config"]["virtual_hosts"]:
+                    host["routes"].insert(0, {"match": {"prefix": "/", "headers": [
+                        {"name": PROBE_HEADER, "present_match": True}]}, "direct_response": {"status": 204}})

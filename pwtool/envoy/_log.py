@@ -49,8 +49,9 @@ def parse_log(lines: list[str], last: LogRecord | None = None) -> list[LogRecord
     return [record._replace(text=record.text.rstrip("\n ")) for record in records]
 
 
-def error_summary(text: str, limit: int = 10) -> str:
-    """The error and critical records of a log ``text`` (the last ``limit``, repeats once), indented."""
-    records = [r for r in parse_log(text.splitlines()) if r.level in ERROR_LEVELS]
+def error_summary(text: str, limit: int = 10, also: str | None = None) -> str:
+    """The error and critical records of a log ``text`` (the last ``limit``, repeats once), indented;
+    with ``also``, records of any level that contain it too."""
+    records = [r for r in parse_log(text.splitlines()) if r.level in ERROR_LEVELS or (also and also in r.text)]
     shown = dict.fromkeys("  " + r.text.replace("\n", "\n  ") for r in records[-limit:])
     return "\n".join(shown)

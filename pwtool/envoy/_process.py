@@ -66,9 +66,10 @@ def port_in_use(port: int) -> bool:
 
 @functools.cache
 def _die_with_parent() -> Callable[[], None] | None:
-    """A ``preexec_fn`` that makes the child get SIGTERM when its parent dies (Linux
-    ``PR_SET_PDEATHSIG``), or None where there is no prctl. ``prctl`` is looked up here,
-    in the parent: the child of a threaded process must not load libraries."""
+    """A ``preexec_fn`` that makes the child get SIGKILL when its parent dies (Linux
+    ``PR_SET_PDEATHSIG``; SIGKILL because an Envoy whose worker is stuck in a plugin's
+    endless loop ignores SIGTERM), or None where there is no prctl. ``prctl`` is looked up
+    here, in the parent: the child of a threaded process must not load libraries."""
     if sys.platform != "linux":
         return None
     try:
@@ -77,7 +78,9 @@ def _die_with_parent() -> Callable[[], None] | None:
         return None
 
     def set_parent_death_signal() -> None:
-        prctl(1, signal.SIGTERM, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+        prctl(1, signal.SIGKILL, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+        if os.getppid() == 1:  # the parent died before prctl: nobody would stop this Envoy
+            os._exit(1)
 
     return set_parent_death_signal
 
@@ -158,6 +161,7 @@ class Envoy:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                             preexec_fn=_die_with_parent())
         deadline = time.monotonic() + timeout
+        waiter = stop or threading.Event()
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise EnvoyError(f"Envoy exited with status {self.process.returncode} while starting:\n"
@@ -168,11 +172,10 @@ class Envoy:
                         return self
             except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
                 pass
-            if stop is not None and stop.wait(0.1):
+            if waiter.wait(0.1):
                 self.stop(grace=2)
                 raise EnvoyError("stopped while Envoy was starting")
-            time.sleep(0 if stop is not None else 0.1)
-        self.stop()
+        self.stop(grace=2)  # an Envoy that never got ready may be stuck in a plugin: no long wait
         raise EnvoyError(f"Envoy did not become ready within {timeout:.0f} s:\n{self.log_errors()}")
 
     def stop(self, grace: float = 15.0) -> None:
@@ -186,12 +189,16 @@ class Envoy:
         except subprocess.TimeoutExpired:
             self.kill()
 
-    def kill(self) -> None:
-        """SIGKILL Envoy by PID and reap it (safe from a signal handler)."""
-        if self.process is None or self.process.poll() is not None:
+    def kill(self, reap: bool = True) -> None:
+        """SIGKILL Envoy by PID and, with ``reap``, wait for it (a signal handler passes False)."""
+        if self.process is None or self.process.returncode is not None:
             return
-        self.process.kill()
-        self.process.wait(timeout=15)
+        try:
+            os.kill(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        if reap:
+            self.process.wait(timeout=15)
 
     def close(self) -> None:
         self.stop()
