@@ -59,8 +59,15 @@ class HeaderMap:
         return [(k.decode("utf-8", "replace"), v.decode("utf-8", "replace")) for k, v in self.pairs]
 
     def to_dict(self) -> dict[str, str]:
-        """Last value wins; use :meth:`items` to see repeated names."""
-        return dict(self.items())
+        """Each name once (case-insensitively, spelled as it first appears), with the
+        values of a repeated name joined by ``,`` in order, as the SDK's
+        ``Headers.to_dict`` does; :meth:`items` keeps every pair apart."""
+        result: dict[str, str] = {}
+        spelling: dict[str, str] = {}
+        for name, value in self.items():
+            key = spelling.setdefault(name.lower(), name)
+            result[key] = f"{result[key]},{value}" if key in result else value
+        return result
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, HeaderMap):

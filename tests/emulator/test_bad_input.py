@@ -342,3 +342,10 @@ def test_unknown_mode_and_log_level_are_emulator_errors(tmp_path) -> None:  # ty
         Emulator(log_level="debug")  # type: ignore[arg-type]
     with Emulator() as emulator, pytest.raises(EmulatorError, match="mode must be one of 'wasm', 'native'|mode must be one of 'native', 'wasm'"):
         emulator.load(b"\0asm\1\0\0\0", mode="WASM")
+
+
+def test_header_map_to_dict_keeps_every_value_of_a_repeated_name() -> None:
+    headers = HeaderMap([("Set-Cookie", "a=1"), ("content-type", "text/plain"), ("set-cookie", "b=2")])
+    assert headers.to_dict() == {"Set-Cookie": "a=1,b=2", "content-type": "text/plain"}
+    assert headers.get("set-cookie") == "a=1"
+    assert headers.get_all("SET-COOKIE") == ["a=1", "b=2"]
