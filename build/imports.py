@@ -20,7 +20,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pwtool.build.metadata import ENTRY_MODULE, PluginError
+from pwtool.build.metadata import ENTRY_MODULE, PluginError, read_plugin_file
 
 # Imported by the interpreter itself while it starts.
 ALWAYS_BUNDLED = ("encodings", "encodings.aliases", "encodings.utf_8", "encodings.latin_1", "encodings.ascii")
@@ -128,7 +128,7 @@ def _imports_of(source: ModuleSource) -> list[tuple[str, int, bool, list[str]]]:
     == "__main__"`` (never run in a plugin) and, in the stdlib, function bodies (imports
     there run only when called).
     """
-    data = source.path.read_bytes()
+    data = read_plugin_file(source.path)
     try:
         tree = ast.parse(data, filename=str(source.path))
     except (SyntaxError, ValueError) as error:  # ValueError: null bytes, on some Python versions

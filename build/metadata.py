@@ -57,6 +57,52 @@ class PluginMetadata:
         }
 
 
+def read_plugin_file(path: Path) -> bytes:
+    """The bytes of a file the build reads; an OSError becomes a PluginError naming the
+    file, what the system said and the fix."""
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise PluginError(f"{path}: cannot be read: {error.strerror or error}. Fix: make it a readable file "
+                          "(check its permissions and, for a link, what it points to), or move it out of the "
+                          "plugin directory") from None
+
+
+MAX_CONFIG_DEPTH = 100
+"""How deeply a configuration may nest: the protobuf parsers in Envoy and Istio stop at 100."""
+
+
+def config_problem(config: Any) -> str | None:
+    """Why ``config`` cannot be a plugin configuration, or None: it must be plain JSON (no
+    dates, binary, sets, NaN or Infinity) nested at most :data:`MAX_CONFIG_DEPTH` deep.
+    The answer names the offending value's place, like ``limits.paths[2]``."""
+    pending: list[tuple[Any, int, str]] = [(config, 1, "")]
+    while pending:
+        value, depth, place = pending.pop()
+        at = f"{place} " if place else ""
+        children: list[tuple[Any, str]]
+        if isinstance(value, dict):
+            bad_key = next((key for key in value if not isinstance(key, str)), None)
+            if bad_key is not None:
+                return f"{at}has the key {bad_key!r}, which is not a string as JSON keys are. Fix: quote it"
+            children = [(child, f"{place}.{key}" if place else str(key)) for key, child in value.items()]
+        elif isinstance(value, list):
+            children = [(child, f"{place}[{index}]") for index, child in enumerate(value)]
+        elif value is None or isinstance(value, (str, bool, int)):
+            continue
+        elif isinstance(value, float):
+            if value != value or value in (float("inf"), float("-inf")):
+                return f"{at}is {value!r}, which JSON cannot carry. Fix: use a number or a string"
+            continue
+        else:
+            return (f"{at}is a {type(value).__name__} ({value!r:.60}), which is not JSON. "
+                    "Fix: use a string, number, boolean, list or table")
+        if depth > MAX_CONFIG_DEPTH:
+            return f"nests deeper than {MAX_CONFIG_DEPTH} levels, more than Envoy and Istio accept. Fix: flatten it"
+        pending.extend((child, depth + 1, child_place) for child, child_place in reversed(children))
+    return None
+
+
 def load_metadata(plugin_dir: Path, *, require_code: bool = True) -> PluginMetadata:
     """Read and check ``plugin_dir/plugin.toml`` (and, unless ``require_code`` is False,
     that ``plugin.py`` exists)."""
@@ -71,7 +117,7 @@ def load_metadata(plugin_dir: Path, *, require_code: bool = True) -> PluginMetad
             f"{path}: missing. Fix: create it with at least `name = \"{plugin_dir.resolve().name}\"`"
         )
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = tomllib.loads(read_plugin_file(path).decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise PluginError(f"{path}: not valid TOML: {error}") from None
     known = {"name", "root_id", "version", "description", "config"}
@@ -90,10 +136,9 @@ def load_metadata(plugin_dir: Path, *, require_code: bool = True) -> PluginMetad
     config = raw.get("config", {})
     if not isinstance(config, dict):
         raise PluginError(f"{path}: `config` must be a table ([config]), got {type(config).__name__}")
-    try:
-        json.dumps(config)
-    except TypeError as error:
-        raise PluginError(f"{path}: [config] must be JSON-compatible (no dates or times): {error}") from None
+    problem = config_problem(config)
+    if problem is not None:
+        raise PluginError(f"{path}: [config] {problem}")
     return PluginMetadata(
         name=name,
         root_id=raw.get("root_id", ""),

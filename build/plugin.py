@@ -30,7 +30,7 @@ import wasmtime
 from pwtool import __version__
 from pwtool.build._files import OutputPathError, check_output_path, prune_oldest, shown_output, write_atomically
 from pwtool.build.imports import ModuleSource, builtin_module_names, collect_imports
-from pwtool.build.metadata import ENTRY_MODULE, PluginError, PluginMetadata, load_metadata
+from pwtool.build.metadata import ENTRY_MODULE, PluginError, PluginMetadata, load_metadata, read_plugin_file
 from pwtool.build.runtime.recipe import SHIM_DIR, Progress, Runtime, ensure_runtime
 from pwtool.build.snapshot import instantiate, snapshot, strip_build_only_code
 from pwtool.build.wasm_binary import KIND_FUNC, Module
@@ -89,7 +89,7 @@ def build_inputs_digest(plugin_dir: Path | str, *, keep_compiler: bool = False) 
     for root in roots:
         for path in sorted(root.rglob("*")):
             if path.is_file() and "__pycache__" not in path.parts and path.suffix in (".py", ".c", ".h", ".toml"):
-                digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+                digest.update(str(path.relative_to(root)).encode() + b"\0" + read_plugin_file(path))
     return digest.hexdigest()[:24]
 
 
@@ -174,7 +174,7 @@ def build_plugin(
     closure = collect_imports(plugin_dir, sdk_directory(), runtime.stdlib, builtin_module_names(SHIM_DIR))
     say(f"Compiling {metadata.name}: {len(closure.modules)} modules inside the wasm interpreter")
     sources = {
-        name: (source.is_package, _display_path(source, metadata.name), source.path.read_bytes(),
+        name: (source.is_package, _display_path(source, metadata.name), read_plugin_file(source.path),
                0 if source.origin == "plugin" else 2)
         for name, source in closure.modules.items()
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,14 +38,49 @@ def _plugin(plugin_dir: Path | None, plugin_name: str | None, root_id: str | Non
     return info
 
 
+_LARGE_CONFIG = 1 << 20
+"""pluginConfig size (bytes of JSON) worth a warning: etcd keeps a whole object in 1.5 MiB."""
+
+SET_HELP = ("Override a [config] value from plugin.toml; KEY may be dotted (limits.max_bytes); VALUE is JSON "
+            "when it parses as JSON (3, true, null, [1, 2], {\"a\": 1}, \"1.10\"), else text; repeatable.")
+
+# A Kubernetes label: an optional DNS-subdomain prefix and '/', then a name of up to 63
+# characters; a value is empty or a name. Istio matches workloads on these.
+_LABEL_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+_LABEL_KEY = re.compile(rf"^([a-z0-9]([-a-z0-9.]{{0,251}}[a-z0-9])?/)?{_LABEL_NAME}$")
+_LABEL_VALUE = re.compile(rf"^({_LABEL_NAME})?$")
+
+
 def _pairs(items: tuple[str, ...], flag: str) -> dict[str, str]:
+    """``KEY=VALUE`` options as a dict; a key given twice is an error, not a silent overwrite."""
     out: dict[str, str] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ManifestError(f"{flag} {item!r}: expected KEY=VALUE")
+        if key in out:
+            raise ManifestError(f"{flag} {key}= is given twice ({out[key]!r} and {value!r}). "
+                                f"Fix: pass each {flag} key once")
         out[key] = value
     return out
+
+
+def _selector(items: tuple[str, ...]) -> dict[str, str]:
+    """``--selector`` options as matchLabels, each checked against Kubernetes label syntax."""
+    labels = _pairs(items, "--selector")
+    for key, value in labels.items():
+        if "*" in key + value:
+            continue  # the CRD's own rule refuses wildcards, with Istio's words
+        if not _LABEL_KEY.match(key):
+            raise ManifestError(f"--selector {key}={value}: {key!r} is not a Kubernetes label key (letters, digits, "
+                                "'-', '_', '.', at most 63, optionally after a DNS prefix and '/'), so it would "
+                                "match no workload. Fix: use the label as `kubectl get pods --show-labels` prints it")
+        if not _LABEL_VALUE.match(value):
+            raise ManifestError(f"--selector {key}={value}: {value!r} is not a Kubernetes label value (at most 63 "
+                                "letters, digits, '-', '_', '.', starting and ending with a letter or digit), so it "
+                                "would match no workload. Fix: use the label as `kubectl get pods --show-labels` "
+                                "prints it")
+    return labels
 
 
 def _leading_comments(path: Path) -> str:
@@ -115,14 +151,20 @@ def _read_module(wasm: Path) -> bytes:
     return module
 
 
+def _is_oci_url(url: str) -> bool:
+    """Whether Istio pulls ``url`` as an OCI image: scheme ``oci`` in any case, or no scheme at all."""
+    scheme, sep, _ = url.partition("://")
+    return not sep or scheme.lower() == "oci"
+
+
 def _oci_reference(url: str) -> Reference | None:
-    """The image an oci:// --url names (parsed as `pwtool push` parses REF), or None for other URLs."""
-    if not url.startswith("oci://"):
+    """The image an OCI --url names (parsed as `pwtool push` parses REF), or None for other URLs."""
+    if not _is_oci_url(url):
         return None
     from pwtool.oci import ReferenceError, parse_reference
 
     try:
-        return parse_reference(url)
+        return parse_reference(url.partition("://")[2] if "://" in url else url)
     except ReferenceError as error:
         raise ManifestError(f"--url {url!r}: {error}. Fix: pass oci:// and the reference `pwtool push` printed, "
                             "for example oci://ghcr.io/me/plugin:v1") from None
@@ -152,6 +194,8 @@ def _refuse_ignored_options(ctx: click.Context, *, kind: str, full: bool, url: s
          "--kind ecds --bootstrap (it is the ECDS file the bootstrap's filter watches)"),
         ("version_info", "--version-info", kind != "ecds", "--kind ecds (it is the ECDS response's version_info)"),
         ("no_singleton", "--no-singleton", kind != "service", "--kind service (it applies to a WasmService)"),
+        ("sha256", "--sha256", url is None, "--url (it is the checksum Envoy checks a fetched module against; a "
+                                            "--wasm module is read from disk unchecked)"),
         ("fetch_cluster", "--fetch-cluster", url is None, "--url (the cluster fetches a remote module; a --wasm "
                                                           "module is read from disk)"),
         ("fetch_retries", "--fetch-retries", url is None, "--url (it retries the fetch of a remote module; a --wasm "
@@ -184,8 +228,7 @@ def command() -> None:
 @click.option("-n", "--namespace", help="metadata.namespace.")
 @click.option("--plugin-name", help="spec.pluginName, the root id Envoy runs (default: root_id in plugin.toml).")
 @click.option("--root-id", hidden=True)
-@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
-              help="Override pluginConfig from plugin.toml [config]; dotted keys, YAML values; repeatable.")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
 @click.option("--phase", type=click.Choice(PHASES), help="Where in the filter chain: AUTHN, AUTHZ or STATS.")
 @click.option("--priority", type=int, help="Order among WasmPlugins of the same phase (higher first).")
 @click.option("--fail-strategy", type=click.Choice(FAIL_STRATEGIES), help="Behaviour on fatal plugin errors.")
@@ -227,16 +270,24 @@ def istio(plugin_dir: Path | None, url: str, sha256: str | None, wasm: Path | No
         if sha256 and wasm:
             raise ManifestError("pass --sha256 or --wasm, not both")
         reference = _oci_reference(url)
+        pinned = str(reference.digest) if reference is not None and (reference.digest or "").startswith(
+            "sha256:") else None
         if wasm is not None:
             module = _read_module(wasm)
-            if url.startswith("oci://"):
+            if reference is not None:
                 sha256 = _image_digest(module, fmt, manifest_type)
             else:
                 sha256 = hashlib.sha256(module).hexdigest()
-        elif sha256 is None and reference is not None and (reference.digest or "").startswith("sha256:"):
-            sha256 = str(reference.digest)
+        elif sha256 is None and pinned is not None:
+            sha256 = pinned
         if sha256 is not None:
             sha256 = normalize_sha256(sha256)
+            if pinned is not None and normalize_sha256(pinned) != sha256:
+                source = (f"--wasm {wasm} packed as --format {fmt} --manifest-type {manifest_type} is image"
+                          if wasm is not None else "--sha256 is")
+                raise ManifestError(f"--url pins image {pinned}, but {source} sha256:{sha256}; Istio would refuse "
+                                    "the pulled image as a checksum mismatch. Fix: pass the digest `pwtool push` "
+                                    "printed in both places, or drop --sha256/--wasm and let the URL's digest serve")
         match: list[dict[str, Any]] | None = None
         if match_mode or match_ports:
             entry: dict[str, Any] = {}
@@ -251,15 +302,20 @@ def istio(plugin_dir: Path | None, url: str, sha256: str | None, wasm: Path | No
             name=name or resource_name(info.name), namespace=namespace, url=url, sha256=sha256,
             plugin_name=plugin_name or info.root_id, plugin_config=merge_settings(info.config, settings),
             phase=phase, priority=priority, fail_strategy=fail_strategy,
-            selector=_pairs(selector, "--selector") if selector else None,
+            selector=_selector(selector) if selector else None,
             target_refs=[parse_target_ref(t) for t in target_refs] or None, match=match,
             image_pull_policy=pull_policy, image_pull_secret=pull_secret, env=env_list or None,
             plugin_type=plugin_type,
         )
     except ManifestError as exc:
         fail(str(exc), as_json)
-    if sha256 is None and not url.startswith("oci://"):
+    if sha256 is None and not _is_oci_url(url):
         click.echo(f"warning: no --sha256 for {url}; Istio will load whatever that URL serves", err=True)
+    config_size = len(json.dumps(doc["spec"].get("pluginConfig", {})))
+    if config_size > _LARGE_CONFIG:
+        click.echo(f"warning: pluginConfig is {config_size / 2**20:.1f} MiB; Kubernetes refuses objects over "
+                   "about 1.5 MiB. Fix: move large data out of the configuration (for example into the module, "
+                   "or fetch it with an HTTP callout)", err=True)
     _emit(json.dumps(doc, indent=2) + "\n" if as_json else to_yaml(doc), output, as_json, keep_header=not as_json)
 
 
@@ -277,8 +333,10 @@ def istio(plugin_dir: Path | None, url: str, sha256: str | None, wasm: Path | No
 @click.option("--plugin-name", help="PluginConfig name (default: name in plugin.toml).")
 @click.option("--root-id", help="Root id (default: root_id in plugin.toml).")
 @click.option("--vm-id", help="VM id; plugins with the same vm_id share data and queues (default: plugin name).")
-@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Override [config]; repeatable.")
-@click.option("--runtime", type=click.Choice(RUNTIMES), default="v8", show_default=True, help="Wasm runtime.")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
+@click.option("--runtime", type=click.Choice(RUNTIMES), default="v8", show_default=True,
+              help="Wasm runtime: v8 is in Envoy's release builds and Istio's proxy; wamr and wasmtime need an "
+                   "Envoy built with them.")
 @click.option("--failure-policy", type=click.Choice(FAILURE_POLICIES), help="What Envoy does when the VM fails.")
 @click.option("--env", "env", multiple=True, metavar="NAME=VALUE", help="VM environment variable; repeatable.")
 @click.option("--host-env", "host_env", multiple=True, metavar="NAME", help="Pass a host env var to the VM.")

@@ -93,8 +93,25 @@ def test_configuration_overrides_the_default(load_plugin):
 '''
 
 
+# Names the generated plugin.py already uses (its imports) or that Python reserves: a class
+# of that name would shadow the import or not compile, so such classes get a suffix.
+_TAKEN_CLASS_NAMES = frozenset({"Action", "HttpContext", "RootContext", "None", "True", "False"})
+
+
+def test_file_name(name: str) -> str:
+    """The scaffold's test file, named after the plugin: pytest (default import mode)
+    refuses two test files of the same name in one run, so two scaffolded plugins
+    tested together need different names."""
+    return f"test_{name.replace('-', '_')}.py"
+
+
+def _class_name(name: str) -> str:
+    cls = "".join(part.capitalize() for part in re.split(r"[-_]", name) if part) or "Plugin"
+    return f"{cls}Plugin" if {cls, f"{cls}Stream"} & _TAKEN_CLASS_NAMES else cls
+
+
 def scaffold(name: str, parent: Path) -> Path:
-    """Write ``parent/name/{plugin.py, plugin.toml, test_plugin.py}``; return the directory."""
+    """Write ``parent/name/{plugin.py, plugin.toml, test_NAME.py}``; return the directory."""
     if not _NAME.match(name):
         raise click.BadParameter(
             f"{name!r} is not a valid plugin name: use a letter first, then letters, digits, '-' or '_' "
@@ -112,12 +129,12 @@ def scaffold(name: str, parent: Path) -> Path:
     values = {
         "name": name,
         "header": f"x-{slug}",
-        "cls": "".join(part.capitalize() for part in re.split(r"[-_]", name) if part) or "Plugin",
+        "cls": _class_name(name),
     }
     target.mkdir(parents=True, exist_ok=True)
     (target / "plugin.py").write_text(_PLUGIN.format(**values), encoding="utf-8")
     (target / "plugin.toml").write_text(_TOML.format(**values), encoding="utf-8")
-    (target / "test_plugin.py").write_text(_TEST.format(**values), encoding="utf-8")
+    (target / test_file_name(name)).write_text(_TEST.format(**values), encoding="utf-8")
     return target
 
 
@@ -126,7 +143,7 @@ def scaffold(name: str, parent: Path) -> Path:
 @click.option("--dir", "parent", type=click.Path(path_type=Path, file_okay=False), default=".",
               show_default=True, help="Parent directory to create NAME in.")
 def command(name: str, parent: Path) -> None:
-    """Create the plugin directory NAME: plugin.py, plugin.toml and test_plugin.py.
+    """Create the plugin directory NAME: plugin.py, plugin.toml and test_NAME.py.
 
     The plugin adds a response header; its test passes in both emulator modes.
 
@@ -138,6 +155,6 @@ def command(name: str, parent: Path) -> None:
     """
     target = scaffold(name, parent)
     click.echo(f"created {target}/")
-    for file in ("plugin.py", "plugin.toml", "test_plugin.py"):
+    for file in ("plugin.py", "plugin.toml", test_file_name(name)):
         click.echo(f"  {file}")
     click.echo(f"\nnext:\n  pytest {target}\n  pwtool run {target} --watch")

@@ -16,7 +16,8 @@ WASM_SERVICE_TYPE = "type.googleapis.com/envoy.extensions.wasm.v3.WasmService"
 TYPED_EXTENSION_TYPE = "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig"
 STRING_VALUE_TYPE = "type.googleapis.com/google.protobuf.StringValue"
 FAILURE_POLICIES = ("FAIL_CLOSED", "FAIL_OPEN", "FAIL_RELOAD")
-RUNTIMES = ("v8", "null", "wamr", "wasmtime")
+RUNTIMES = ("v8", "wamr", "wasmtime")
+"""Runtimes that run a wasm module (``null`` runs only plugins compiled into Envoy itself)."""
 DEFAULT_FETCH_CLUSTER = "wasm_fetch"
 
 
@@ -31,6 +32,14 @@ def _code(wasm_file: Path | None, url: str | None, sha256: str | None, cluster: 
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ManifestError(f"--url {url!r}: Envoy fetches remote modules over http:// or https:// only; "
                             "for oci:// images use Istio, or pull the module and pass --wasm")
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0 or not parts.hostname:
+        problem = ("it names no host" if not parts.hostname
+                   else f"its port {parts.netloc.rpartition(':')[2]!r} is not a number between 1 and 65535")
+        raise ManifestError(f"--url {url!r}: {problem}. Fix: pass --url https://HOST[:PORT]/PATH")
     if not sha256:
         raise ManifestError(f"remote module {url} needs --sha256: Envoy refuses remote code without a checksum")
     return {"remote": {

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import copy
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 class ManifestError(ValueError):
     """Inputs that cannot make a valid manifest; the message says what to fix."""
@@ -50,13 +50,21 @@ def resource_name(name: str) -> str:
     return out
 
 
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
+
+
 def parse_scalar(text: str) -> Any:
-    """YAML-typed value of a ``--set`` flag: ``3`` is an int, ``true`` a bool, ``[a, b]`` a list."""
-    if text == "":
-        return ""
+    """The value of a ``--set`` flag: JSON when the text is JSON (``3``, ``true``, ``null``,
+    ``[1, 2]``, ``{"a": 1}``, ``"1.10"``), otherwise the text itself (``12:30``, ``off``).
+
+    JSON, not YAML, so that nothing is silently reinterpreted: YAML 1.1 reads ``off`` and
+    ``no`` as false and ``12:30`` as 750."""
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
+        return json.loads(text, parse_constant=_not_json)
+    except RecursionError:
+        raise ManifestError(f"the value {text[:40]!r}... nests too deeply. Fix: flatten it") from None
+    except ValueError:
         return text
 
 
@@ -75,4 +83,9 @@ def merge_settings(config: dict[str, Any], settings: list[str] | tuple[str, ...]
                 raise ManifestError(f"--set {item!r}: {'.'.join(parts[:i + 1])} is not a table")
             node = child
         node[parts[-1]] = parse_scalar(raw)
+    from pwtool.build.metadata import config_problem
+
+    problem = config_problem(merged)
+    if problem is not None:
+        raise ManifestError(f"the configuration (plugin.toml's [config] with --set) {problem}")
     return merged

@@ -182,6 +182,23 @@ def test_a_plugin_that_registers_nothing_fails_the_build(tmp_path: Path) -> None
     assert not (tmp_path / "u.wasm").exists()
 
 
+@pytest.mark.parametrize("unreadable", ["plugin.toml", "helper.py"])
+def test_an_unreadable_plugin_file_is_a_message(tmp_path: Path, unreadable: str) -> None:
+    plugin = _copy_hello(tmp_path)
+    (plugin / "plugin.py").write_text("import helper\n" + (plugin / "plugin.py").read_text())
+    if unreadable != "helper.py":
+        (plugin / "helper.py").write_text("")
+    (plugin / unreadable).unlink(missing_ok=True)
+    (plugin / unreadable).symlink_to("/proc/self/mem")  # exists, and reading it fails even for root
+    for command in (["build", str(plugin), "-o", str(tmp_path / "h.wasm")],
+                    ["manifest", "envoy", str(plugin), "--wasm", str(tmp_path / "h.wasm")]):
+        if command[0] == "manifest" and unreadable == "helper.py":
+            continue  # manifests read plugin.toml only
+        result = CliRunner().invoke(main, command)
+        _assert_clean_error(result, f"{plugin / unreadable}: cannot be read: ", "Fix: make it a readable file")
+    assert not (tmp_path / "h.wasm").exists()
+
+
 def test_an_import_that_never_finishes_fails_the_build(tmp_path: Path) -> None:
     plugin = tmp_path / "spins"
     plugin.mkdir()

@@ -19,7 +19,7 @@ def test_scaffold_builds_and_its_test_passes(tmp_path: Path) -> None:
     result = pwtool("new", "edge-auth", "--dir", str(tmp_path))
     assert result.returncode == 0, result.stderr
     plugin = tmp_path / "edge-auth"
-    assert sorted(p.name for p in plugin.iterdir()) == ["plugin.py", "plugin.toml", "test_plugin.py"]
+    assert sorted(p.name for p in plugin.iterdir()) == ["plugin.py", "plugin.toml", "test_edge_auth.py"]
     assert load_metadata(plugin).name == "edge-auth"
     assert load_metadata(plugin).config == {"greeting": "hello"}
     built = build_plugin(plugin, tmp_path / "out" / "edge-auth.wasm")
@@ -80,3 +80,20 @@ def test_run_refuses_bad_upstream(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "HOST:PORT" in result.output
     result = CliRunner().invoke(main, ["run", str(tmp_path), "--upstream", "a b:80"])
     assert result.exit_code == 2 and "its host 'a b' contains whitespace" in result.output
+
+
+def test_scaffolds_with_awkward_names_test_together(tmp_path: Path) -> None:
+    """Names that would shadow an import of plugin.py (Action), make a keyword class
+    (None), or repeat another scaffold's test file name all give working plugins, and
+    their tests pass together in one pytest run."""
+    names = ["action", "none", "http-context", "root_context"]
+    for name in names:
+        result = CliRunner().invoke(main, ["new", "--dir", str(tmp_path), name])
+        assert result.exit_code == 0, result.output
+    assert "class ActionPlugin(RootContext)" in (tmp_path / "action" / "plugin.py").read_text()
+    assert "class NonePlugin(RootContext)" in (tmp_path / "none" / "plugin.py").read_text()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-k", "native", *names],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert f"{2 * len(names)} passed" in run.stdout

@@ -75,6 +75,11 @@ def test_remote_filter_validates(plugin_dir: Path, wasm_path: Path, tmp_path: Pa
     ([], "exactly one of --wasm"),
     (["--wasm", "/nonexistent/x.wasm"], "does not exist"),
     (["--wasm", "X", "--failure-policy", "SOMETIMES"], "SOMETIMES"),
+    (["--url", "https://h.example:99999/a.wasm", "--sha256", "a" * 64], "its port '99999' is not a number"),
+    (["--url", "https://h.example:abc/a.wasm", "--sha256", "a" * 64], "its port 'abc' is not a number"),
+    (["--url", "https://:8080/a.wasm", "--sha256", "a" * 64], "it names no host"),
+    (["--wasm", "X", "--runtime", "null"], "'null' is not one of"),
+    (["--url", "https://h.example/a.wasm", "--sha256", "a" * 64, "--set", "n=1e999"], "n is inf"),
 ])
 def test_broken_inputs_are_refused(plugin_dir: Path, args: list[str], message: str) -> None:
     assert message in refused(str(plugin_dir), *args)
@@ -99,6 +104,7 @@ def test_a_module_envoy_cannot_load_is_refused(plugin_dir: Path, tmp_path: Path,
     (["--no-singleton"], "--no-singleton is only used with --kind service"),
     (["--fetch-cluster", "wasm_fetch"], "--fetch-cluster is only used with --url"),
     (["--fetch-retries", "2"], "--fetch-retries is only used with --url"),
+    (["--sha256", "a" * 64], "--sha256 is only used with --url"),
 ])
 def test_an_option_that_would_be_ignored_is_a_usage_error(plugin_dir: Path, wasm_path: Path, args: list[str],
                                                           needs: str) -> None:

@@ -79,6 +79,13 @@ def test_http_url_uses_module_sha256_and_target_refs(plugin_dir: Path, wasm_path
     (["--selector", "app=we*b"], "wildcard not allowed"),
     (["--name", "Bad_Name"], "metadata.name"),
     (["--target-ref", "a/b/c/d"], "KIND/NAME"),
+    (["--selector", "app name=web"], "is not a Kubernetes label key"),
+    (["--selector", "app=we b"], "is not a Kubernetes label value"),
+    (["--selector", "k" * 64 + "=x"], "is not a Kubernetes label key"),
+    (["--selector", "app=web", "--selector", "app=api"], "--selector app= is given twice ('web' and 'api')"),
+    (["--env", "A=1", "--env", "A=2"], "--env A= is given twice"),
+    (["--set", "when=2024-01-01T00:00:00", "--set", "n=1e999"], "--set) n is inf, which JSON cannot carry"),
+    (["--url", "oci://r.example/x@sha256:" + "cd" * 32, "--sha256", SHA], "Istio would refuse the pulled image"),
 ])
 def test_broken_inputs_are_refused(plugin_dir: Path, args: list[str], message: str) -> None:
     code, out, err = run(str(plugin_dir), "--url", "oci://r.example/x:v1", *args)
@@ -146,6 +153,55 @@ def test_merge_settings_types_and_errors() -> None:
     assert merged == {"a": {"b": 2, "d": [1, 2]}, "c": "x", "e": False, "f": "", "g": "01x"}
     with pytest.raises(ManifestError, match="is not a table"):
         merge_settings({"c": "x"}, ["c.d=1"])
+
+
+def test_set_values_are_json_or_text_never_reinterpreted() -> None:
+    merged = merge_settings({}, ["t=12:30", "flag=off", "country=no", "d=2024-01-01", "q=\"1.10\"", "n=NaN",
+                                 "z=null", "o={\"a\": [1, true]}", "yaml=[a, b]", "x={1: a}", "i=-3", "v=1.5"])
+    assert merged == {"t": "12:30", "flag": "off", "country": "no", "d": "2024-01-01", "q": "1.10", "n": "NaN",
+                      "z": None, "o": {"a": [1, True]}, "yaml": "[a, b]", "x": "{1: a}", "i": -3, "v": 1.5}
+    with pytest.raises(ManifestError, match=r"n is inf, which JSON cannot carry"):
+        merge_settings({}, ["n=1e999"])
+    with pytest.raises(ManifestError, match="nests deeper than 100 levels"):
+        merge_settings({}, ["deep=" + "[" * 101 + "]" * 101])
+    assert merge_settings({}, ["ok=" + "[" * 99 + "]" * 99])
+
+
+@pytest.mark.parametrize(("config", "message"), [
+    ("x = nan", "[config] x is nan, which JSON cannot carry"),
+    ("a = { b = [1, 2, -inf] }", "[config] a.b[2] is -inf"),
+    ("d = 2024-01-01", "[config] d is a date"),
+    ("t = 12:30:00", "[config] t is a time"),
+    ("a = " + "[" * 101 + "]" * 101, "[config] nests deeper than 100 levels"),
+])
+def test_plugin_toml_config_that_is_not_json_is_refused(plugin_dir: Path, config: str, message: str) -> None:
+    (plugin_dir / "plugin.toml").write_text(f'name = "demo_plugin"\n\n[config]\n{config}\n')
+    code, out, err = run(str(plugin_dir), "--url", "oci://r.example/x:v1")
+    assert code == 1 and out == "" and err.startswith(f"Error: {plugin_dir / 'plugin.toml'}: {message}"), err
+
+
+@pytest.mark.parametrize("url", ["OCI://r.example/demo:v1", "r.example/demo:v1"])
+def test_an_url_istio_pulls_as_oci_gets_the_image_digest(plugin_dir: Path, wasm_path: Path, url: str) -> None:
+    code, out, err = run(str(plugin_dir), "--url", url, "--wasm", str(wasm_path), "--json")
+    assert code == 0, err
+    assert json.loads(out)["spec"]["sha256"] == build_image(wasm_path.read_bytes(), "compat", "oci").digest[7:]
+
+
+def test_wasm_that_is_not_the_pinned_image_is_refused(plugin_dir: Path, wasm_path: Path) -> None:
+    digest = build_image(wasm_path.read_bytes(), "compat", "oci").digest
+    code, out, err = run(str(plugin_dir), "--url", f"oci://r.example/x@{digest}", "--wasm", str(wasm_path), "--json")
+    assert code == 0 and json.loads(out)["spec"]["sha256"] == digest[7:], err
+    code, out, err = run(str(plugin_dir), "--url", f"oci://r.example/x@sha256:{SHA}", "--wasm", str(wasm_path))
+    assert code == 1 and f"--url pins image sha256:{SHA}, but --wasm {wasm_path} packed as --format compat" in err
+
+
+def test_a_config_kubernetes_would_refuse_is_warned_about(plugin_dir: Path) -> None:
+    (plugin_dir / "plugin.toml").write_text(f'name = "demo_plugin"\n\n[config]\nbig = "{"x" * 1_200_000}"\n')
+    code, out, err = run(str(plugin_dir), "--url", "oci://r.example/x:v1")
+    assert code == 0 and "big" in out
+    assert "warning: pluginConfig is 1.1 MiB; Kubernetes refuses objects over about 1.5 MiB" in err
+    (plugin_dir / "plugin.toml").write_text('name = "demo_plugin"\n\n[config]\nsmall = 1\n')
+    assert "warning" not in run(str(plugin_dir), "--url", "oci://r.example/x:v1")[2]
 
 
 @pytest.mark.parametrize("victim", ["plugin.toml", "plugin.py", "helper.py"])

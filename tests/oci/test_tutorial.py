@@ -35,7 +35,7 @@ def test_readme_shows_what_pwtool_new_writes(tmp_path: Path) -> None:
     assert plugin_block.group(1).strip() in generated
     test_block = re.search(r"and as the built module:\n\n```python\n(.*?)```", readme, re.S)
     assert test_block is not None
-    assert test_block.group(1).strip() in (tmp_path / "greeter" / "test_plugin.py").read_text()
+    assert test_block.group(1).strip() in (tmp_path / "greeter" / "test_greeter.py").read_text()
 
 
 def test_tutorial_commands(tmp_path: Path, plain_registry: RegistryProcess) -> None:
