@@ -311,9 +311,25 @@ class RootContext(Context):
 
     def on_configure(self, configuration: bytes) -> bool:
         """The plugin is (re)configured. Default: parse `configuration` as a JSON
-        object into `self.config`, on top of `default_config`. Return False to reject
-        the configuration (Envoy then refuses the plugin)."""
-        self.config = parse_json_config(configuration, self.defaults())
+        object into `self.config`, on top of `defaults()`, refusing values whose type
+        differs from the default's and warning about keys without a default. Return
+        False to reject the configuration (Envoy then refuses the plugin)."""
+        defaults = self.defaults()
+        try:
+            config = parse_json_config(configuration, defaults, check_types=True)
+        except ConfigError as error:
+            _hostcalls.log(LogLevel.ERROR, to_bytes(f"{plugin_label(self)}: {error}"))
+            return False
+        unknown = [key for key in config if key not in defaults] if defaults else []
+        if unknown:
+            known = ", ".join(repr(key) for key in defaults)
+            names = ", ".join(repr(key) for key in unknown)
+            keys = f"keys {names} are" if len(unknown) > 1 else f"key {names} is"
+            _hostcalls.log(LogLevel.WARN, to_bytes(
+                f"{plugin_label(self)}: configuration {keys} not among the known keys ({known}): "
+                f"a typo? If so, {_FIX}"
+            ))
+        self.config = config
         return True
 
     def on_tick(self) -> Coroutine[Any, Any, None] | None:
@@ -654,31 +670,105 @@ def packaged_config() -> dict[str, Any]:
         return {}
     cache = _packaged_cache
     if cache is None or cache[0] != raw:
-        parsed = parse_json_config(raw)
+        parsed = _parse_object(raw, allow_nan=True)  # pwtool build has checked it
         flat = not any(isinstance(value, (dict, list)) for value in parsed.values())
         cache = _packaged_cache = (raw, parsed, flat)
     # A fresh dict for every caller; nested values are parsed again so none is shared.
-    return dict(cache[1]) if cache[2] else parse_json_config(raw)
+    return dict(cache[1]) if cache[2] else _parse_object(raw, allow_nan=True)
 
 
-def parse_json_config(data: bytes | str, defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def plugin_label(root: RootContext) -> str:
+    """The plugin's class and root_id, to start a log line with."""
+    return f"{type(root).__qualname__} (root_id {root.root_id!r})"
+
+
+_FIX = "fix the plugin configuration (Envoy: configuration.value; Istio: pluginConfig)"
+_FIX_JSON = "fix the JSON in the plugin configuration (Envoy: configuration.value; Istio: pluginConfig)"
+
+
+def parse_json_config(
+    data: bytes | str, defaults: Mapping[str, Any] | None = None, *, check_types: bool = False
+) -> dict[str, Any]:
     """Parse a JSON object configuration over `defaults` (shallow merge).
 
-    Empty configuration gives the defaults. Raises `ConfigError` for invalid JSON or
-    for JSON that is not an object.
+    Empty configuration gives the defaults. Raises `ConfigError` for bytes that are not
+    UTF-8, invalid JSON (NaN and Infinity included), JSON that is not an object and,
+    with `check_types`, values whose JSON type differs from their default's.
     """
     config: dict[str, Any] = dict(defaults or {})
-    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
-    if not text.strip():
-        return config
-    try:
-        parsed = loads(text)
-    except ValueError as exc:
-        raise ConfigError(f"configuration is not valid JSON: {exc}") from None
-    if not isinstance(parsed, dict):
-        raise ConfigError(f"configuration must be a JSON object, got {type(parsed).__name__}")
+    parsed = _parse_object(data, allow_nan=False)
+    if check_types and defaults:
+        problems = [_type_problem(key, defaults[key], value) for key, value in parsed.items() if key in defaults]
+        if any(problems):
+            raise ConfigError(f"{'; '.join(p for p in problems if p)}; {_FIX}")
     config.update(parsed)
     return config
+
+
+def _parse_object(data: bytes | str, *, allow_nan: bool) -> dict[str, Any]:
+    """`data` (UTF-8 JSON) as a dict, {} when blank; `ConfigError` saying why not."""
+    if isinstance(data, bytes):
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise ConfigError(
+                f"configuration is not valid UTF-8: byte 0x{data[error.start]:02x} at offset "
+                f"{error.start} ({error.reason}); {_FIX}, saved as UTF-8"
+            ) from None
+    else:
+        text = data
+    if not text.strip():
+        return {}
+    try:
+        parsed = loads(text, allow_nan=allow_nan)
+    except ValueError as error:
+        raise ConfigError(f"configuration is not valid JSON: {error}; {_FIX_JSON}") from None
+    if not isinstance(parsed, dict):
+        raise ConfigError(f"configuration must be a JSON object, got {_describe(parsed)}; {_FIX}")
+    return parsed
+
+
+_KINDS = (
+    (bool, "a boolean"),  # before int: True is an int
+    (int, "an integer"),
+    (float, "a number"),
+    (str, "a string"),
+    (list, "an array"),
+    (dict, "an object"),
+)
+
+
+def _kind(value: object) -> str | None:
+    """The JSON type of `value` ("an integer", ...), "null" for None, None for others."""
+    for cls, kind in _KINDS:
+        if isinstance(value, cls):
+            return kind
+    return "null" if value is None else None
+
+
+def _describe(value: object) -> str:
+    """`value`'s JSON type, followed by the value when it is a short scalar."""
+    kind = _kind(value) or type(value).__name__
+    if value is None or isinstance(value, (list, dict)):
+        return kind
+    shown = ("true" if value else "false") if isinstance(value, bool) else repr(value)
+    return f"{kind} ({shown if len(shown) <= 40 else shown[:37] + '...'})"
+
+
+def _type_problem(key: str, default: object, value: object) -> str | None:
+    """Why `value` may not replace `default` for configuration `key`; None if it may.
+
+    A default of None (or of a type JSON never produces) accepts anything and a float
+    default accepts an integer; otherwise the JSON types must match (a boolean is not a
+    number). Arrays and objects are checked at the top only, as the merge is shallow.
+    """
+    expected = _kind(default)
+    if expected is None or expected == "null":
+        return None
+    received = _kind(value)
+    if received == expected or (expected == "a number" and received == "an integer"):
+        return None
+    return f"configuration key {key!r} must be {expected} like its default, got {_describe(value)}"
 
 
 def _with_pseudo_headers(

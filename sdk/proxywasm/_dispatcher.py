@@ -36,6 +36,7 @@ from ._context import (
     needs_body_callback,
     overrides,
     packaged_config,
+    plugin_label,
     stream_creation_runs_code,
     unexported_callbacks,
 )
@@ -696,7 +697,7 @@ class Dispatcher:
             root.configuration = data
             return self._run_bool(root, root.on_configure(data))
         except ConfigError as exc:
-            self._log(LogLevel.ERROR, f"{type(root).__qualname__}: {exc}")
+            self._log(LogLevel.ERROR, f"{plugin_label(root)}: {exc}")
             return False
         except Exception as exc:
             self._log_exception(exc, f"{type(root).__qualname__}.on_configure")
