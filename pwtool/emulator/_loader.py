@@ -13,9 +13,19 @@ if TYPE_CHECKING:
     from ._host import VM, Backend
     from ._native import NativeBackend
 
-__all__ = ["make_backend", "build_plugin_cached", "MODES"]
+__all__ = ["make_backend", "build_plugin_cached", "plugin_error", "MODES"]
 
 MODES = ("wasm", "native")
+
+
+def plugin_error(error: Exception) -> ModuleLoadError:
+    """The ModuleLoadError for a ``PluginError`` of pwtool.build (a bad plugin directory),
+    the same in both modes; its message names the file, and the fix when it has none."""
+    message = str(error)
+    if "Fix:" not in message:
+        what = "plugin.toml" if "plugin.toml" in message else "the file named above"
+        message += f". Fix: correct {what}; `pwtool build` checks it the same way"
+    return ModuleLoadError(message)
 
 
 def build_plugin_cached(plugin: Union[str, "os.PathLike[str]"], cache_dir: Union[str, "os.PathLike[str]", None] = None) -> Path:
@@ -33,7 +43,9 @@ def build_plugin_cached(plugin: Union[str, "os.PathLike[str]"], cache_dir: Union
         tmp = out.with_suffix(f".{os.getpid()}.tmp.wasm")
         try:
             build_plugin(plugin_dir, tmp)
-        except (PluginError, BuildError) as exc:  # a bad plugin directory is a module that cannot load
+        except PluginError as exc:  # a bad plugin directory is a module that cannot load
+            raise plugin_error(exc) from exc
+        except BuildError as exc:
             raise ModuleLoadError(str(exc)) from exc
         os.replace(tmp, out)
     return out

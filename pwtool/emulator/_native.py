@@ -5,11 +5,19 @@ to the hostcalls of whichever VM is running a callback, so several native VMs ca
 coexist. The plugin (and with it the SDK, which calls ``set_dispatcher``) is imported
 once per load; each VM gets its own dispatcher instance (``type(dispatcher)()``).
 pdb, coverage and tracebacks work as for any Python code.
+
+As for a build, plugin.toml is read with ``pwtool.build.metadata.load_metadata`` and
+its ``[config]`` reaches the SDK as the packaged default configuration (module
+``_pwtool_plugin``); a plugin without plugin.toml (which a build refuses) still loads
+natively, with no packaged configuration. Each load imports the plugin's sibling
+modules afresh and sees only its own (:mod:`._native_scope`). A plugin that cannot be
+imported is a :class:`ModuleLoadError` naming the file, the line and the fix.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 import traceback
 import types
@@ -17,9 +25,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ._hostcalls import SEAM_FUNCTIONS, Hostcalls
+from ._native_scope import PluginScope, installed_scope, metadata_module
 from ._types import HostcallError, ModuleLoadError
 
 if TYPE_CHECKING:
+    from pwtool.build.metadata import PluginMetadata
+
     from ._host import VM
 
 __all__ = ["NativeBackend", "install_router", "router"]
@@ -71,14 +82,37 @@ def install_router() -> _Router:
 
 
 def _plugin_file(source: Path) -> Path:
+    """The file native mode imports for ``source`` (a plugin directory or a .py file)."""
     if source.is_dir():
         candidate = source / "plugin.py"
-        if not candidate.exists():
-            raise ModuleLoadError(f"{source} has no plugin.py")
-        return candidate
+        if candidate.is_file():
+            return candidate
+        if candidate.exists():
+            raise ModuleLoadError(f"{candidate} is not a file. Fix: make {candidate} the plugin's Python source file")
+        raise ModuleLoadError(f"{source} has no plugin.py. Fix: put the plugin's code in {candidate}")
     if source.suffix == ".py":
-        return source
-    raise ModuleLoadError(f"native mode needs a plugin directory or a .py file, not {source}")
+        if source.is_file():
+            return source
+        raise ModuleLoadError(f"{source}: no such file. Fix: pass the plugin directory (holding plugin.py and plugin.toml)")
+    raise ModuleLoadError(
+        f"native mode needs a plugin directory or a .py file, not {source}. "
+        "Fix: pass the plugin directory (holding plugin.py and plugin.toml)"
+    )
+
+
+def _read_metadata(plugin_file: Path) -> "Optional[PluginMetadata]":
+    """plugin.toml beside ``plugin_file``, read as ``pwtool build`` reads it (None if absent)."""
+    from pwtool.build.metadata import METADATA_FILE, PluginError, load_metadata
+
+    from ._loader import plugin_error
+
+    directory = plugin_file.parent
+    if not (directory / METADATA_FILE).exists():
+        return None
+    try:
+        return load_metadata(directory, require_code=plugin_file.name == "plugin.py")
+    except PluginError as exc:
+        raise plugin_error(exc) from exc
 
 
 class NativeBackend:
@@ -88,6 +122,7 @@ class NativeBackend:
     abi_version = "0.2.1"
     module: types.ModuleType
     base_dispatcher: Any  # the dispatcher the plugin's import registered
+    scope: PluginScope  # what this load owns in sys.modules and sys.path
 
     def __init__(self, vm: "VM", source: Path, shared: Optional["NativeBackend"] = None) -> None:
         self.vm = vm
@@ -97,14 +132,22 @@ class NativeBackend:
         self._load_id = vm.emulator._load_id
         if shared is not None:
             self.module = shared.module
+            self.scope = shared.scope
             base = shared.base_dispatcher
         else:
-            self.module = self._import(_plugin_file(source))
+            path = _plugin_file(source)
+            metadata = _read_metadata(path)
+            self.scope = PluginScope(path.parent, metadata_module(metadata) if metadata is not None else None)
+            label = f"plugin {metadata.name!r}" if metadata is not None else str(path)
+            self.module = self._import(path, label)
             base = self.router.dispatcher
             if base is None:
+                self.scope.discard()
                 raise ModuleLoadError(
                     f"{source}: importing the plugin registered no dispatcher (it must import proxywasm)"
                 )
+        self.scope.acquire()
+        self._closed = False
         self.base_dispatcher = base
         try:
             self.dispatcher = type(base)()
@@ -112,25 +155,40 @@ class NativeBackend:
             self.dispatcher = base
         self._methods: dict[str, Optional[Callable[..., Any]]] = {}
 
-    def _import(self, path: Path) -> types.ModuleType:
-        previous = self.router.active
-        self.router.active = self.hc
-        directory = str(path.parent)
-        if directory not in sys.path:
-            sys.path.insert(0, directory)
+    def _import(self, path: Path, label: str) -> types.ModuleType:
+        """Import the plugin's file afresh, in its own scope (see :mod:`._native_scope`)."""
+        router = self.router
+        previous = router.active
+        router.active = self.hc
+        previous_scope = self.scope.install()
         name = path.stem
         try:
-            spec = importlib.util.spec_from_file_location(name, path)
-            if spec is None or spec.loader is None:
-                raise ModuleLoadError(f"cannot import {path}")
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[name] = module  # a fresh module per load: registrations run again
-            spec.loader.exec_module(module)
-            if self.router.dispatcher is None:
-                self.router.dispatcher = _find_dispatcher()
-            return module
+            before = self.scope.begin_import()
+            try:
+                spec = importlib.util.spec_from_file_location(name, path)
+                if spec is None or spec.loader is None:
+                    raise ModuleLoadError(f"cannot import {path}. Fix: pass a plugin directory holding plugin.py")
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[name] = module  # a fresh module per load: registrations run again
+                spec.loader.exec_module(module)
+            except ModuleLoadError:
+                raise
+            except Exception as exc:
+                raise ModuleLoadError(_import_failure(exc, path, label)) from exc
+            finally:
+                self.scope.end_import(before)
+            if router.dispatcher is None:
+                router.dispatcher = _find_dispatcher()
+        except BaseException:
+            self.scope.discard()
+            if previous_scope is not None and not previous_scope.closed and installed_scope() is None:
+                previous_scope.install()
+            raise
         finally:
-            self.router.active = previous
+            router.active = previous
+        if previous is not None:  # imported from inside another VM's callback
+            self.scope.restore(previous_scope)
+        return module
 
     def has(self, name: str) -> bool:
         return self._method(name) is not None
@@ -148,6 +206,8 @@ class NativeBackend:
         router = self.router
         previous = router.active
         router.active = self.hc
+        scope = self.scope
+        previous_scope = scope.install() if installed_scope() is not scope else scope
         try:
             result = method(*args)
         except Exception:
@@ -156,6 +216,8 @@ class NativeBackend:
             return default
         finally:
             router.active = previous
+            if previous is not None and previous_scope is not scope:  # nested in another VM's callback
+                scope.restore(previous_scope)
         if result is None:
             return 0
         return int(result) & 0xFFFFFFFF
@@ -165,6 +227,9 @@ class NativeBackend:
 
     def close(self) -> None:
         self._methods.clear()
+        if not self._closed:
+            self._closed = True
+            self.scope.release()
 
 
 def _find_dispatcher() -> Any:
@@ -185,3 +250,94 @@ def _find_dispatcher() -> Any:
             except TypeError:
                 pass
     return None
+
+
+# --------------------------------------------------------------------------- import failures
+
+_HERE = __file__
+
+
+def _is_machinery(filename: str) -> bool:
+    """Frames of importlib and of the emulator itself: noise in a plugin's traceback."""
+    return filename.startswith("<frozen importlib") or filename == _HERE
+
+
+def _trimmed_traceback(exc: BaseException) -> str:
+    """``exc``'s traceback (chained ones included) without importlib's or the emulator's frames."""
+    te = traceback.TracebackException.from_exception(exc)
+    seen: set[int] = set()
+    pending: list[Optional[traceback.TracebackException]] = [te]
+    while pending:
+        item = pending.pop()
+        if item is None or id(item) in seen:
+            continue
+        seen.add(id(item))
+        item.stack = traceback.StackSummary.from_list([f for f in item.stack if not _is_machinery(f.filename)])
+        pending.extend((item.__cause__, item.__context__))
+    return "".join(te.format()).rstrip()
+
+
+def _innermost_site(exc: BaseException, directory: Path) -> Optional[tuple[str, int]]:
+    """(file, line) of the innermost frame of ``exc`` in a file of the plugin directory."""
+    site: Optional[tuple[str, int]] = None
+    prefix = str(directory.resolve()) + os.sep
+    for frame, line in traceback.walk_tb(exc.__traceback__):
+        filename = frame.f_code.co_filename
+        if filename.startswith(prefix) or os.path.realpath(filename).startswith(prefix):
+            site = (filename, line)
+    return site
+
+
+def _source_file_error(exc: Exception) -> bool:
+    """Whether ``exc`` is about a Python file being imported (compiling or reading it),
+    not raised by the plugin's code: importlib raised it, or it names an existing .py file."""
+    frames = list(traceback.walk_tb(exc.__traceback__))
+    if not frames or _is_machinery(frames[-1][0].f_code.co_filename):
+        return True
+    filename = exc.filename if isinstance(exc, (SyntaxError, OSError)) else None
+    return isinstance(filename, str) and filename.endswith(".py") and (
+        isinstance(exc, OSError) or os.path.isfile(filename))
+
+
+def _first_nul(file: str) -> Optional[tuple[int, int]]:
+    """(line, column) of the first NUL byte of ``file``, which Python reports without a line."""
+    try:
+        data = Path(file).read_bytes()
+    except OSError:
+        return None
+    nul = data.find(b"\0")
+    if nul < 0:
+        return None
+    return data.count(b"\n", 0, nul) + 1, nul - (data.rfind(b"\n", 0, nul) + 1) + 1
+
+
+def _import_failure(exc: Exception, path: Path, label: str) -> str:
+    """The ModuleLoadError message for ``exc``, raised while importing ``path``."""
+    directory = path.parent
+    by_import = _source_file_error(exc)
+    if isinstance(exc, SyntaxError) and by_import:
+        file = exc.filename or str(path)
+        nul = _first_nul(file) if not exc.lineno else None
+        if nul is not None:
+            return (f"{file}:{nul[0]}: syntax error: a NUL byte (\\0) at line {nul[0]}, column {nul[1]}; Python "
+                    f"source cannot contain NUL bytes ({label} cannot be imported). Fix: remove it (the file may "
+                    "have been saved in UTF-16 or damaged)")
+        where = f"{file}:{exc.lineno}" if exc.lineno else file
+        text = (exc.text or "").strip()
+        shown = f"\n    {text}" if text else ""
+        return (f"{where}: syntax error: {exc.msg or exc} ({label} cannot be imported){shown}\n"
+                f"Fix: correct {os.path.basename(file)} there; pwtool build would reject it too")
+    site = _innermost_site(exc, directory)
+    if isinstance(exc, ModuleNotFoundError) and exc.name and site is not None:
+        top = exc.name.partition(".")[0]
+        return (f"{site[0]}:{site[1]}: {label} imports {exc.name!r}, which is not found: neither in the plugin "
+                f"directory {directory} nor on the test's sys.path.\n"
+                f"Fix: put {top}.py (or the package {top}/) in {directory}, install the package in the test's "
+                "environment, or remove the import")
+    if isinstance(exc, OSError) and by_import and exc.filename is not None:
+        return (f"{exc.filename}: cannot be read while importing {label}: {exc.strerror or exc}. "
+                f"Fix: make {exc.filename} a readable Python source file")
+    where = f"{site[0]}:{site[1]}" if site is not None else str(path)
+    return (f"{where}: importing {label} raised {type(exc).__name__}: {exc}\n{_trimmed_traceback(exc)}\n"
+            "Fix: the traceback above is the plugin's module-level code failing while it is imported; correct "
+            "it, or move the code into a callback such as on_configure")
