@@ -1,8 +1,10 @@
 """HTTP config: a validated JSON configuration with defaults.
 
-Envoy / Istio pass the configuration; the default ``on_configure`` parses it over
-``default_config``. This plugin checks it too: a wrong type makes ``on_configure``
-return False, so Envoy rejects the configuration instead of running with it.
+Envoy / Istio pass the configuration; the SDK's ``on_configure`` parses it over
+``default_config`` and refuses values of another type than their default's. This
+plugin checks what types cannot say (each prefix is a path, the header name is
+lowercase): a bad value makes ``on_configure`` return False, so Envoy rejects the
+configuration instead of running with it.
 Requests to a blocked path prefix get 403; all others get the configured header.
 """
 
@@ -30,19 +32,20 @@ class ConfigPlugin(RootContext):
     }
 
     def on_configure(self, configuration):
-        config = proxywasm.parse_json_config(configuration, self.default_config)
-        problems = [
-            f"{key} must be a string"
-            for key in ("header_name", "header_value")
-            if not isinstance(config[key], str)
-        ]
-        prefixes = config["blocked_prefixes"]
-        if not isinstance(prefixes, list) or not all(isinstance(p, str) for p in prefixes):
-            problems.append("blocked_prefixes must be a list of strings")
+        # The SDK parses the JSON over the defaults and refuses a value whose type
+        # differs from its default's (a string for blocked_prefixes, say).
+        if not super().on_configure(configuration):
+            return False
+        config = self.config
+        problems = []
+        if not config["header_name"] or config["header_name"] != config["header_name"].lower():
+            problems.append(f"header_name must be a non-empty lowercase name, got {config['header_name']!r}")
+        for index, prefix in enumerate(config["blocked_prefixes"]):
+            if not isinstance(prefix, str) or not prefix.startswith("/"):
+                problems.append(f"blocked_prefixes[{index}] must be a path starting with '/', got {prefix!r}")
         if problems:
             proxywasm.log_error("http_config: invalid configuration: " + "; ".join(problems))
             return False
-        self.config = config
         proxywasm.log_info(f"http_config: configured {config}")
         return True
 

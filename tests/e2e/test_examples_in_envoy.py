@@ -1,4 +1,5 @@
-"""The SDK's examples running in real Envoy 1.40 (V8): hello, headers, body, auth, shared queue.
+"""The SDK's examples running in real Envoy 1.40 (V8): hello, headers, body, auth, config,
+shared data and shared queue (tcp_filter runs in tests/conformance/test_tcp_conformance.py).
 
 Each test builds the example (cached), starts Envoy on free ports with the module as
 an HTTP filter, and checks what a client, the upstream and Envoy's log and stats see.
@@ -15,7 +16,7 @@ import pytest
 from e2etools import Seen, Service, cluster, fetch, hcm, wait_for
 
 from pwtool.build.wasm_binary import Module
-from pwtool.envoy import EchoServer, Envoy, free_port
+from pwtool.envoy import EchoServer, Envoy, free_port, validate
 from pwtool.manifests import bootstrap, http_filter, plugin_config, wasm_service
 
 pytestmark = pytest.mark.envoy
@@ -192,6 +193,57 @@ def test_http_auth_answers_503_when_the_service_is_too_slow(built_plugin) -> Non
         assert answer.status == 503
         assert answer.body == b"auth service unavailable\n"
         assert time.monotonic() - started < 1.8  # answered at the callout timeout, not the service's pace
+
+
+# -- http_config ------------------------------------------------------------------------
+
+
+def test_http_config_applies_its_configuration(built_plugin) -> None:
+    listen, admin = free_port(), free_port()
+    with EchoServer() as echo:
+        config = filter_config("http_config", built_plugin("http_config"), listen, admin, upstream=echo.address,
+                               config={"header_value": "from-envoy", "blocked_prefixes": ["/admin"]})
+        with Envoy(config, admin_port=admin):
+            allowed = fetch(f"http://127.0.0.1:{listen}/public")
+            assert allowed.status == 200
+            assert json.loads(allowed.body)["headers"]["x-configured"] == "from-envoy"
+            blocked = fetch(f"http://127.0.0.1:{listen}/admin/users")
+            assert blocked.status == 403 and blocked.body == b"blocked by configuration\n"
+
+
+@pytest.mark.parametrize(("config", "reason"), [
+    ({"blocked_prefixes": "/admin"}, "configuration key 'blocked_prefixes' must be an array like its default"),
+    ({"blocked_prefixes": ["admin"]}, "blocked_prefixes[0] must be a path starting with '/', got 'admin'"),
+], ids=["sdk-type-check", "plugin-check"])
+def test_http_config_makes_envoy_refuse_a_bad_configuration(built_plugin, tmp_path: Path, config, reason) -> None:
+    result = validate(filter_config("http_config", built_plugin("http_config"), free_port(), free_port(),
+                                    config=config), tmp_path)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert reason in output
+    assert "Unable to create Wasm plugin http_config" in output
+
+
+# -- shared_data ------------------------------------------------------------------------
+
+
+def test_shared_data_counts_requests_across_workers(built_plugin) -> None:
+    listen, admin = free_port(), free_port()
+    with EchoServer() as echo, Envoy(filter_config("shared_data", built_plugin("shared_data"), listen, admin,
+                                                   upstream=echo.address), admin_port=admin, concurrency=2) as envoy:
+
+        def connections_per_worker() -> list[int]:
+            return [value for name, value in envoy.stats("listener.").items()
+                    if f"_{listen}.worker_" in name and name.endswith(".downstream_cx_total")]
+
+        counts: list[int] = []
+        while len(counts) < 60 and not (len(counts) >= 12 and all(connections_per_worker())):
+            answer = fetch(f"http://127.0.0.1:{listen}/count")  # a new connection each time
+            assert answer.status == 200
+            counts.append(int(answer.headers["x-request-count"]))
+        assert len(connections_per_worker()) == 2 and all(connections_per_worker()), "one worker got every request"
+        # One counter for both workers' VMs: every request got the next number.
+        assert counts == list(range(1, len(counts) + 1))
 
 
 # -- shared_queue -----------------------------------------------------------------------

@@ -110,13 +110,20 @@ def test_http_config_defaults_and_blocking(example):
     assert blocked.local_response.status == 403
 
 
-def test_http_config_rejects_invalid(example):
+def test_http_config_rejects_invalid(example, emulator):
     import pytest
 
     from pwtool.emulator import PluginStartError
 
-    with pytest.raises(PluginStartError):
+    with pytest.raises(PluginStartError):  # the SDK's type check: a string, not a list
         example("http_config", config=json.dumps({"blocked_prefixes": "/admin"}))
+    assert "configuration key 'blocked_prefixes' must be an array like its default" in emulator.logs.error[-1]
+    with pytest.raises(PluginStartError):  # the plugin's own checks
+        example("http_config", config=json.dumps({"header_name": "X-Up", "blocked_prefixes": ["/a", 3]}))
+    assert emulator.logs.error[-1] == (
+        "http_config: invalid configuration: header_name must be a non-empty lowercase name, got 'X-Up'; "
+        "blocked_prefixes[1] must be a path starting with '/', got 3"
+    )
 
 
 def test_tcp_filter(example):
