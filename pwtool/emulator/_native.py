@@ -24,9 +24,10 @@ import types
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
+from ._codec import decode_pairs
 from ._hostcalls import SEAM_FUNCTIONS, Hostcalls
 from ._native_scope import PluginScope, installed_scope, metadata_module
-from ._types import HostcallError, ModuleLoadError
+from ._types import HostcallError, ModuleLoadError, Status
 
 if TYPE_CHECKING:
     from pwtool.build.metadata import PluginMetadata
@@ -38,8 +39,37 @@ __all__ = ["NativeBackend", "install_router", "router"]
 _SAFE_DEFAULTS = {"on_vm_start": 0, "on_configure": 0, "on_done": 1}
 
 
+def _unsafe_text(value: Any) -> bool:
+    """Whether a header name or value holds CR, LF or NUL, which the runtime's C shim
+    refuses (build/runtime/shim/header_cache.c): Envoy would pass them on."""
+    data = value.encode("utf-8", "surrogateescape") if isinstance(value, str) else value
+    return isinstance(data, (bytes, bytearray)) and (b"\r" in data or b"\n" in data or b"\0" in data)
+
+
+def _unsafe_map(serialized: Any) -> bool:
+    """`_unsafe_text` for any name or value of a serialized header map (one that does
+    not parse is left to the hostcall, which refuses it)."""
+    try:
+        pairs = decode_pairs(serialized.encode("utf-8", "surrogateescape") if isinstance(serialized, str)
+                             else bytes(serialized))
+    except Exception:  # noqa: BLE001 - malformed: the hostcall says so
+        return False
+    return any(_unsafe_text(name) or _unsafe_text(value) for name, value in pairs)
+
+
+_HEADER_TEXT_CHECKS: dict[str, Callable[[tuple[Any, ...]], bool]] = {
+    "replace_header_map_value": lambda args: len(args) == 3 and (_unsafe_text(args[1]) or _unsafe_text(args[2])),
+    "add_header_map_value": lambda args: len(args) == 3 and (_unsafe_text(args[1]) or _unsafe_text(args[2])),
+    "set_header_map_pairs": lambda args: len(args) == 2 and _unsafe_map(args[1]),
+    "send_local_response": lambda args: len(args) == 5 and _unsafe_map(args[3]),
+    "http_call": lambda args: len(args) == 5 and (_unsafe_map(args[1]) or _unsafe_map(args[3])),
+}
+"""The seam functions whose header text the C shim checks before Envoy sees it, and how."""
+
+
 class _Router(types.ModuleType):
-    """The ``_proxywasm`` module of native mode."""
+    """The ``_proxywasm`` module of native mode: it forwards each seam function to the
+    running VM's hostcalls, with the checks the C shim makes before calling Envoy."""
 
     HostcallError = HostcallError
 
@@ -53,10 +83,14 @@ class _Router(types.ModuleType):
     def _forwarder(self, name: str) -> Callable[..., Any]:
         router = self
 
+        unsafe = _HEADER_TEXT_CHECKS.get(name)
+
         def forward(*args: Any) -> Any:
             hc = router.active
             if hc is None:
                 raise RuntimeError(f"_proxywasm.{name} called outside of a plugin callback")
+            if unsafe is not None and unsafe(args):
+                raise HostcallError(int(Status.BAD_ARGUMENT), f"proxy_{name}")
             return getattr(hc, name)(*args)
 
         forward.__name__ = forward.__qualname__ = name

@@ -4,8 +4,9 @@ The host (the C shim in wasm, the emulator in native tests) calls one method per
 callback export, named after it (``proxy_on_request_headers`` -> `on_request_headers`).
 The dispatcher keeps the registry of one VM: context ids to context objects, callout
 tokens to what waits for them (a callback or a suspended coroutine), and the timers of
-`sleep`. It catches every exception of plugin code, logs it with its traceback, and
-applies the plugin's failure behaviour (see `Dispatcher._failed`).
+`sleep`. It catches every exception of plugin code (`BaseException`: in a VM even
+`SystemExit` or `KeyboardInterrupt` is only a plugin failing), logs it with its
+traceback, and applies the plugin's failure behaviour (see `Dispatcher._failed`).
 
 Plugins are registered process-wide with `register()`; a `Dispatcher()` reads that
 registry when the host creates a root context, so the emulator can create one
@@ -480,7 +481,7 @@ class Dispatcher:
             load, _deferred_import = _deferred_import, None
             try:
                 self._plugin_vm_configuration = load()
-            except Exception as exc:
+            except BaseException as exc:
                 self._log_exception(exc, "importing the plugin")  # then no plugin is registered
         plugins = self._plugins if self._plugins is not None else _registry
         root_id: str | None = None  # one plugin serves every root_id: read it when asked
@@ -504,7 +505,7 @@ class Dispatcher:
         else:
             try:
                 root = self.instantiate(registration.root_class, context_id, None)
-            except Exception as exc:
+            except BaseException as exc:
                 self._log_exception(exc, f"creating {registration.root_class.__qualname__}")
                 root = self.instantiate(_UnknownPlugin, context_id, None)
             if registration.fail_open is not None:
@@ -579,7 +580,7 @@ class Dispatcher:
         context: HttpContext | None
         try:
             context = root.new_http_context(context_id)
-        except Exception as exc:
+        except BaseException as exc:
             self._log_exception(exc, f"creating the HTTP context of {type(root).__qualname__}")
             context = None
         if context is None:
@@ -594,7 +595,7 @@ class Dispatcher:
         context: TcpContext | None
         try:
             context = root.new_tcp_context(context_id)
-        except Exception as exc:
+        except BaseException as exc:
             self._log_exception(exc, f"{type(root).__qualname__}.new_tcp_context")
             context = None
         if context is None:
@@ -628,7 +629,7 @@ class Dispatcher:
             return True
         try:
             return bool(context.on_done())
-        except Exception as exc:
+        except BaseException as exc:
             self._log_exception(exc, f"{type(context).__qualname__}.on_done")
             return True
 
@@ -642,7 +643,7 @@ class Dispatcher:
         if isinstance(context, (HttpContext, TcpContext)) and type(context).on_log not in _NOOP_ON_LOG:
             try:
                 context.on_log()
-            except Exception as exc:
+            except BaseException as exc:
                 self._log_exception(exc, f"{type(context).__qualname__}.on_log")
 
     def on_delete(self, context_id: int) -> None:
@@ -685,7 +686,7 @@ class Dispatcher:
             if data is None:
                 data = self._read_buffer(BufferType.VM_CONFIGURATION, vm_configuration_size)
             return self._run_bool(root, root.on_vm_start(data))
-        except Exception as exc:
+        except BaseException as exc:
             self._log_exception(exc, f"{type(root).__qualname__}.on_vm_start")
             return False
 
@@ -699,7 +700,7 @@ class Dispatcher:
         except ConfigError as exc:
             self._log(LogLevel.ERROR, f"{plugin_label(root)}: {exc}")
             return False
-        except Exception as exc:
+        except BaseException as exc:
             self._log_exception(exc, f"{type(root).__qualname__}.on_configure")
             return False
 
@@ -709,7 +710,9 @@ class Dispatcher:
         if hasattr(result, "send"):  # an async callback: runs on; the start succeeded
             self._start(root, result, None)  # type: ignore[arg-type]
             return True
-        return bool(result)
+        if isinstance(result, int):
+            return result != 0
+        raise TypeError(f"returned {_describe(result)}; return True, False or None")
 
     def on_tick(self, context_id: int) -> None:
         self._enter(context_id)
@@ -741,7 +744,7 @@ class Dispatcher:
             result = root.on_tick()
             if result is not None and hasattr(result, "send"):
                 self._start(root, result, None)
-        except Exception as exc:
+        except BaseException as exc:
             self._log_exception(exc, f"{type(root).__qualname__}.on_tick")
 
     def on_queue_ready(self, context_id: int, queue_id: int) -> None:
@@ -751,7 +754,7 @@ class Dispatcher:
             result = root.on_queue_ready(queue_id)
             if result is not None and hasattr(result, "send"):
                 self._start(root, result, None)
-        except Exception as exc:
+        except BaseException as exc:
             self._log_exception(exc, f"{type(root).__qualname__}.on_queue_ready")
 
     def on_foreign_function(self, context_id: int, function_id: int, arguments_size: int) -> None:
@@ -762,7 +765,7 @@ class Dispatcher:
             result = root.on_foreign_function(function_id, data)
             if result is not None and hasattr(result, "send"):
                 self._start(root, result, None)
-        except Exception as exc:
+        except BaseException as exc:
             self._log_exception(exc, f"{type(root).__qualname__}.on_foreign_function")
 
     # -- HTTP callbacks (the hot path) -------------------------------------------------
@@ -775,7 +778,7 @@ class Dispatcher:
             context = self._create_http(context_id)
         try:
             result = context.on_request_headers(context.request_headers, end_of_stream != 0)
-        except Exception as exc:
+        except BaseException as exc:
             return self._failed(context, exc, _REQUEST, "on_request_headers")
         return self._action(context, result, _REQUEST)
 
@@ -788,7 +791,7 @@ class Dispatcher:
         context._response_started = True
         try:
             result = context.on_response_headers(context.response_headers, end_of_stream != 0)
-        except Exception as exc:
+        except BaseException as exc:
             return self._failed(context, exc, _RESPONSE, "on_response_headers")
         return self._action(context, result, _RESPONSE)
 
@@ -800,7 +803,7 @@ class Dispatcher:
         body = Body(BufferType.HTTP_REQUEST_BODY, body_size, self, context_id)
         try:
             result = context.on_request_body(body, end_of_stream != 0)
-        except Exception as exc:
+        except BaseException as exc:
             return self._failed(context, exc, _REQUEST, "on_request_body")
         return self._action(context, result, _REQUEST)
 
@@ -812,7 +815,7 @@ class Dispatcher:
         body = Body(BufferType.HTTP_RESPONSE_BODY, body_size, self, context_id)
         try:
             result = context.on_response_body(body, end_of_stream != 0)
-        except Exception as exc:
+        except BaseException as exc:
             return self._failed(context, exc, _RESPONSE, "on_response_body")
         return self._action(context, result, _RESPONSE)
 
@@ -826,7 +829,7 @@ class Dispatcher:
                                lambda: context.on_request_trailers(context.request_trailers))
             else:
                 result = context.on_request_trailers(context.request_trailers)
-        except Exception as exc:
+        except BaseException as exc:
             return self._failed(context, exc, _REQUEST, "on_request_trailers")
         return self._action(context, result, _REQUEST)
 
@@ -839,7 +842,7 @@ class Dispatcher:
                                lambda: context.on_response_trailers(context.response_trailers))
             else:
                 result = context.on_response_trailers(context.response_trailers)
-        except Exception as exc:
+        except BaseException as exc:
             return self._failed(context, exc, _RESPONSE, "on_response_trailers")
         return self._action(context, result, _RESPONSE)
 
@@ -862,7 +865,7 @@ class Dispatcher:
         context = self._tcp(context_id)
         try:
             result = context.on_new_connection()
-        except Exception as exc:
+        except BaseException as exc:
             return self._failed(context, exc, _DOWNSTREAM, "on_new_connection")
         return self._action(context, result, _DOWNSTREAM)
 
@@ -872,7 +875,7 @@ class Dispatcher:
         data = Body(BufferType.DOWNSTREAM_DATA, data_size, self, context_id)
         try:
             result = context.on_downstream_data(data, end_of_stream != 0)
-        except Exception as exc:
+        except BaseException as exc:
             return self._failed(context, exc, _DOWNSTREAM, "on_downstream_data")
         return self._action(context, result, _DOWNSTREAM)
 
@@ -882,7 +885,7 @@ class Dispatcher:
         data = Body(BufferType.UPSTREAM_DATA, data_size, self, context_id)
         try:
             result = context.on_upstream_data(data, end_of_stream != 0)
-        except Exception as exc:
+        except BaseException as exc:
             return self._failed(context, exc, _UPSTREAM, "on_upstream_data")
         return self._action(context, result, _UPSTREAM)
 
@@ -891,7 +894,7 @@ class Dispatcher:
         context = self._tcp(context_id)
         try:
             context.on_downstream_close(_peer(peer_type))
-        except Exception as exc:
+        except BaseException as exc:
             self._log_exception(exc, f"{type(context).__qualname__}.on_downstream_close")
 
     def on_upstream_connection_close(self, context_id: int, peer_type: int) -> None:
@@ -899,7 +902,7 @@ class Dispatcher:
         context = self._tcp(context_id)
         try:
             context.on_upstream_close(_peer(peer_type))
-        except Exception as exc:
+        except BaseException as exc:
             self._log_exception(exc, f"{type(context).__qualname__}.on_upstream_close")
 
     # -- callout callbacks -------------------------------------------------------------
@@ -1030,7 +1033,7 @@ class Dispatcher:
         task = Task(coroutine, context, stream)
         try:
             finished, result = self._advance(task, None, None)
-        except Exception as exc:
+        except BaseException as exc:
             if stream is None:
                 self._callback_failed(context, exc, "async callback")
                 return _CONTINUE
@@ -1109,7 +1112,7 @@ class Dispatcher:
                 return
         try:
             finished, result = self._advance(task, value, error)
-        except Exception as exc:
+        except BaseException as exc:
             self._forget_task(task)
             self._task_failed(task, exc)
             return
@@ -1122,7 +1125,7 @@ class Dispatcher:
         raise is logged (it must not escape into the host's callback)."""
         try:
             task.coroutine.close()
-        except Exception as exc:
+        except BaseException as exc:
             context = task.context
             self._log_exception(exc, f"{type(context).__qualname__} async callback ended with context {context.id}")
 
@@ -1145,7 +1148,7 @@ class Dispatcher:
         if held[stream] == 0 and not wants_pause[stream] and not context._local_reply:  # type: ignore[attr-defined]
             context._continue(stream)
 
-    def _task_failed(self, task: Task, exc: Exception) -> None:
+    def _task_failed(self, task: Task, exc: BaseException) -> None:
         context = task.context
         stream = task.stream
         if stream is None:  # a callout or root callback: as if it had failed synchronously
@@ -1174,7 +1177,11 @@ class Dispatcher:
         if result is None:
             result = _CONTINUE
         elif not isinstance(result, int):
+            if not hasattr(result, "send"):
+                return self._failed(context, _not_an_action(result), stream, "callback")
             return self._start(context, result, stream)  # type: ignore[arg-type]
+        elif result != _CONTINUE and result != _PAUSE:  # the host would hold the stream forever
+            return self._failed(context, _not_an_action(result), stream, "callback")
         if context._held[stream]:  # type: ignore[attr-defined]
             return self._while_held(context, result, stream)
         return result
@@ -1212,7 +1219,7 @@ class Dispatcher:
 
     # -- failure behaviour ---------------------------------------------------------------
 
-    def _failed(self, context: Context, exc: Exception, stream: StreamType, callback: str) -> int:
+    def _failed(self, context: Context, exc: BaseException, stream: StreamType, callback: str) -> int:
         """An exception escaped a stream callback: log it, then fail open or closed.
 
         Fail closed (the default): an HTTP stream is answered with a 500 local response
@@ -1238,7 +1245,7 @@ class Dispatcher:
                         context._close(stream)
             else:
                 context._close(_DOWNSTREAM)
-        except Exception as exc:  # never let failure handling fail the VM
+        except BaseException as exc:  # never let failure handling fail the VM
             self._log_exception(exc, "failing closed")
 
     def _run_callback(
@@ -1248,10 +1255,10 @@ class Dispatcher:
             result = callback(argument)
             if result is not None and hasattr(result, "send") and context is not None:
                 self._start(context, result, None)  # type: ignore[arg-type]
-        except Exception as exc:
+        except BaseException as exc:
             self._callback_failed(context, exc, what)
 
-    def _callback_failed(self, context: Context | None, exc: Exception, what: str) -> None:
+    def _callback_failed(self, context: Context | None, exc: BaseException, what: str) -> None:
         """An exception escaped a callback that holds no stream itself (a callout's, a
         gRPC stream handler's, a root's), at once or after an ``await``: log it; an HTTP
         stream's callback then fails its stream closed, unless the plugin fails open."""
@@ -1288,7 +1295,48 @@ class Dispatcher:
             pass
 
     def _log_exception(self, exc: BaseException, where: str) -> None:
-        self._log(LogLevel.ERROR, f"exception in {where}:\n{format_exception(exc)}")
+        if _OUTSIDE_A_VM and isinstance(exc, KeyboardInterrupt):
+            raise exc  # the user's Ctrl-C in a native test run, not a plugin failing
+        if isinstance(exc, MemoryError):
+            _release_frames(exc)
+        try:
+            text = format_exception(exc)
+        except BaseException:  # out of memory again, say: the type at least
+            text = f"{type(exc).__qualname__} (its traceback could not be formatted)"
+        self._log(LogLevel.ERROR, f"exception in {where}:\n{text}")
+
+
+_OUTSIDE_A_VM = sys.platform != "wasi"
+"""Whether the SDK runs natively (the emulator's native mode), where a KeyboardInterrupt
+is a real Ctrl-C; in a VM nothing sends one, so it is only a plugin raising it."""
+
+
+def _release_frames(exc: BaseException) -> None:
+    """Free the locals of the finished frames in `exc`'s traceback (what ran out of
+    memory usually still holds it); the traceback keeps their file names and lines."""
+    tb = exc.__traceback__
+    while tb is not None:
+        try:
+            tb.tb_frame.clear()
+        except RuntimeError:  # a frame still running: the dispatcher's own
+            pass
+        tb = tb.tb_next
+
+
+def _describe(value: object) -> str:
+    """`value` for an error message: its type, and its repr when short."""
+    try:
+        text = repr(value)
+    except BaseException:  # a failing __repr__, an int too long to print
+        text = ""
+    if not text or len(text) > 80:
+        return f"a {type(value).__qualname__}"
+    return f"{text} ({type(value).__qualname__})"
+
+
+def _not_an_action(result: object) -> TypeError:
+    return TypeError(f"a stream callback returned {_describe(result)}; return Action.CONTINUE, Action.PAUSE, "
+                     "None, or a coroutine (async def)")
 
 
 def _then(first: object, second: Callable[[], object]) -> object:

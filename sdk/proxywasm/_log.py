@@ -112,10 +112,20 @@ def _frame_line(tb: TracebackType) -> str:
     return f'  File "{code.co_filename}", line {tb.tb_lineno}, in {code.co_name}'
 
 
+_LONGEST_MESSAGE = 64 * 1024
+"""An exception's message is cut to this many characters: the host log is not a
+store for megabytes that a plugin put in an exception."""
+
+
 def _exception_line(error: BaseException) -> str:
     cls = type(error)
     name = cls.__qualname__
     if cls.__module__ not in ("builtins", "__main__"):
         name = f"{cls.__module__}.{name}"
-    text = str(error)
+    try:
+        text = str(error)
+    except BaseException as failure:  # the exception's own __str__ raised
+        text = f"<str() of the exception raised {type(failure).__qualname__}>"
+    if len(text) > _LONGEST_MESSAGE:
+        text = f"{text[:_LONGEST_MESSAGE]}... [{len(text) - _LONGEST_MESSAGE} more characters]"
     return f"{name}: {text}" if text else name

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
 import proxywasm
 from proxywasm import Action
 from pwtool.emulator import Action as HostAction
+from pwtool.emulator import Emulator, HttpStream, Plugin, PluginStartError
 
 REQUEST = {":method": "GET", ":path": "/p", ":authority": "h"}
 
@@ -177,3 +183,121 @@ def test_recursion_traceback_counts_repeated_frames() -> None:
     count = lines.index("  [Previous line repeated 37 more times]")
     assert lines[count - 3:count] == [frames[0]] * 3 and lines[count + 1] == frames[3]
     assert lines[-1] == "ZeroDivisionError: integer division or modulo by zero"
+
+
+# -- hostile plugins, in both modes (tests/e2e/test_hostile_plugins_in_envoy.py: in Envoy) --
+
+HOSTILE = '''
+import proxywasm
+from proxywasm import Action
+
+
+class Stream(proxywasm.HttpContext):
+    def on_request_headers(self, headers, end_of_stream):
+        case = headers.get("x-case", "")
+        if case == "crlf":
+            headers["x-bad"] = "a\\r\\nx-injected: 1"
+        elif case == "nul-name":
+            headers.add("x-bad\\0", "1")
+        elif case == "crlf-pairs":
+            headers.replace_all([(":method", "GET"), (":path", "/"), ("x-bad", "a\\nb")])
+        elif case == "crlf-local-response":
+            self.send_local_response(403, "no", {"x-bad": "a\\r\\nx-injected: 1"})
+            return Action.PAUSE
+        elif case == "return-7":
+            return 7
+        elif case == "return-str":
+            return "continue"
+        elif case == "keyboard-interrupt":
+            raise KeyboardInterrupt
+        elif case == "system-exit":
+            raise SystemExit(3)
+        return Action.CONTINUE
+
+
+class Root(proxywasm.RootContext):
+    http_context = Stream
+
+    def on_configure(self, configuration):
+        return "no" if configuration == b"say no" else True
+
+
+proxywasm.register(Root)
+'''
+
+
+@pytest.fixture(scope="module")
+def hostile_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("hostile") / "hostile"
+    directory.mkdir()
+    (directory / "plugin.py").write_text(HOSTILE)
+    (directory / "plugin.toml").write_text('name = "hostile"\n')
+    return directory
+
+
+@pytest.fixture
+def hostile(load_plugin: Callable[..., Plugin], pwtool_mode: str, built_plugin: Callable[[Path], Path],
+            hostile_dir: Path) -> Callable[..., Plugin]:
+    return lambda **kwargs: load_plugin(built_plugin(hostile_dir) if pwtool_mode == "wasm" else hostile_dir, **kwargs)
+
+
+def hostile_request(plugin: Plugin, case: str) -> HttpStream:
+    stream = plugin.http_stream()
+    stream.send_request_headers({**REQUEST, "x-case": case}, end_of_stream=True)
+    return stream
+
+
+@pytest.mark.both_modes
+@pytest.mark.parametrize(("case", "hostcall"), [
+    ("crlf", "proxy_replace_header_map_value"), ("nul-name", "proxy_add_header_map_value"),
+    ("crlf-pairs", "proxy_set_header_map_pairs"), ("crlf-local-response", "proxy_send_local_response"),
+])
+def test_cr_lf_or_nul_in_header_text_is_a_bad_argument(
+    hostile: Callable[..., Plugin], emulator: Emulator, case: str, hostcall: str
+) -> None:
+    """Envoy would pass them on (response splitting on HTTP/1): the runtime refuses them,
+    and natively the emulator's seam does the same."""
+    stream = hostile_request(hostile(), case)
+    assert stream.local_response is not None and stream.local_response.status == 500
+    assert stream.local_response.details == "python_plugin_exception"
+    (error,) = emulator.logs.error
+    assert "proxywasm._errors.BadArgument" in error and hostcall in error
+    assert all("injected" not in name + value for name, value in stream.request_headers.items())
+
+
+@pytest.mark.both_modes
+@pytest.mark.parametrize(("case", "shown"), [("return-7", "7 (int)"), ("return-str", "'continue' (str)")])
+def test_a_callback_returning_something_else_than_an_action_fails_closed(
+    hostile: Callable[..., Plugin], emulator: Emulator, case: str, shown: str
+) -> None:
+    stream = hostile_request(hostile(), case)  # 7 used to leave the stream paused for good
+    assert stream.local_response is not None and stream.local_response.status == 500
+    (error,) = emulator.logs.error
+    assert f"TypeError: a stream callback returned {shown}; return Action.CONTINUE" in error
+
+
+@pytest.mark.both_modes
+def test_on_configure_returning_a_string_refuses_the_configuration(
+    hostile: Callable[..., Plugin], emulator: Emulator
+) -> None:
+    with pytest.raises(PluginStartError, match="on_configure returned false"):
+        hostile(config=b"say no")
+    assert "TypeError: returned 'no' (str); return True, False or None" in emulator.logs.error[-1]
+
+
+@pytest.mark.both_modes
+def test_system_exit_from_a_callback_fails_closed(hostile: Callable[..., Plugin], emulator: Emulator) -> None:
+    stream = hostile_request(hostile(), "system-exit")
+    assert stream.local_response is not None and stream.local_response.status == 500
+    assert emulator.logs.error[-1].endswith("SystemExit: 3")
+
+
+def test_keyboard_interrupt_fails_closed_in_a_vm_but_stops_a_native_run(
+    load_plugin: Callable[..., Plugin], built_plugin: Callable[[Path], Path], hostile_dir: Path, emulator: Emulator
+) -> None:
+    built = load_plugin(built_plugin(hostile_dir), mode="wasm")
+    stream = hostile_request(built, "keyboard-interrupt")  # nothing sends one to a VM: a plugin bug
+    assert stream.local_response is not None and stream.local_response.status == 500
+    native = load_plugin(hostile_dir, mode="native")
+    with pytest.raises(KeyboardInterrupt):  # natively it is the user's Ctrl-C
+        hostile_request(native, "keyboard-interrupt")

@@ -257,6 +257,26 @@ def _forbid_runtime_compilation() -> None:
     builtins.compile, builtins.exec, builtins.eval = compile, exec, eval
 
 
+def _cap_recursion_limit() -> None:
+    """`sys.setrecursionlimit` refuses to go above the default (600 in CPython's WASI
+    build). A Python call costs no native stack in 3.11, but recursion through C
+    (``__getattr__``, ``__eq__``, ``__init__``...) does, and V8 stops a VM whose native
+    stack overflows: from then on Envoy answers every request 503 (fail closed), or
+    reloads the VM (FAIL_RELOAD). A limit of 1200 already lets that happen."""
+    original = sys.setrecursionlimit
+    default = sys.getrecursionlimit()
+
+    def setrecursionlimit(limit: int) -> None:
+        if limit > default:
+            raise ValueError(
+                f"sys.setrecursionlimit({limit}): a proxy-wasm plugin cannot raise the recursion limit above "
+                f"{default}; deeper recursion through C code overflows V8's stack, which stops the VM"
+            )
+        original(limit)
+
+    sys.setrecursionlimit = setrecursionlimit
+
+
 def main() -> bool:
     """The step the shim calls once the interpreter has started."""
     return compile_modules() if _bundle["mode"] == "compile" else load_plugin()
@@ -287,6 +307,7 @@ def compile_modules() -> bool:
 def load_plugin() -> bool:
     """Import the plugin and what it imports; report failures with their traceback."""
     sys.stdout = _LogStream(2)
+    _cap_recursion_limit()
     _install_metadata(_bundle["metadata"])
     plugin = _bundle["plugin"]
     try:
@@ -316,6 +337,7 @@ def load_plugin() -> bool:
     needed_later = ("_install_metadata", "_import_plugin_from_vm", "_preload", "_forbid_runtime_compilation")
     for name in ("install_importer", "main", "compile_modules", "load_plugin", "_report", "_format",
                  "_forget_imported_modules", "_report_unused_callbacks", "_defer_plugin_import",
+                 "_cap_recursion_limit",
                  *(() if defer else needed_later)):
         globals().pop(name, None)
     import gc

@@ -15,7 +15,7 @@
 
 typedef uint32_t proxy_status_t;
 
-enum { PROXY_OK = 0 };
+enum { PROXY_OK = 0, PROXY_BAD_ARGUMENT = 2 };
 enum { PROXY_LOG_ERROR = 4 };
 
 /* Hostcalls (imports). Pointers and sizes are 32-bit in wasm32. */
@@ -104,6 +104,8 @@ int pw_header_value(uint32_t type, const char *key, size_t key_size, PyObject **
 proxy_status_t pw_header_map_write(enum pw_header_op op, uint32_t type, const char *key, size_t key_size,
                                    const char *value, size_t value_size);
 void pw_header_map_written(uint32_t type);
+int pw_header_text_valid(const char *text, size_t size);
+int pw_header_map_valid(const char *data, size_t size);
 
 /* fast_methods.c: the offset of object slot `name` in `type` (0 when it has none), a
  * call of function(self, *args) for vectorcall arguments, and the seam functions that

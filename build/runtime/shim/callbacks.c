@@ -3,9 +3,10 @@
  * the Python dispatcher (see docs/abi-seam.md), plus the memory-management exports.
  *
  * The dispatcher catches plugin exceptions itself. If a dispatcher method raises
- * anyway, or no dispatcher was registered, the traceback is logged at error level and
- * the callback returns its safe default: CONTINUE for actions, false for
- * on_vm_start / on_configure, true for on_done.
+ * anyway (its own failure handling failed, say out of memory), or no dispatcher was
+ * registered, the traceback is logged at error level and the callback returns its safe
+ * default: an HTTP stream fails closed (500, or a reset once the response started),
+ * CONTINUE for other actions, false for on_vm_start / on_configure, true for on_done.
  */
 #include "abi.h"
 
@@ -19,7 +20,36 @@ enum callback {
     CB_GRPC_RECEIVE, CB_GRPC_TRAILING_METADATA, CB_GRPC_CLOSE,
 };
 
-enum { ACTION_CONTINUE = 0 };
+enum { ACTION_CONTINUE = 0, ACTION_PAUSE = 1 };
+enum { STREAM_REQUEST = 0, STREAM_RESPONSE = 1 };
+
+/* What an HTTP stream callback does when Python could not handle its failure itself:
+ * fail closed as the SDK would, with a 500 local response, or a reset of the stream
+ * once the response can no longer be replaced. */
+static uint32_t fail_stream_closed(uint32_t context_id, int response) {
+    static const char details[] = "python_plugin_exception", body[] = "plugin error\n", no_headers[4] = {0};
+    pw_headers_changed();
+    proxy_set_effective_context(context_id);
+    if (proxy_send_local_response(500, details, sizeof details - 1, body, sizeof body - 1, no_headers,
+                                  sizeof no_headers, -1) != PROXY_OK)
+        proxy_close_stream(response ? STREAM_RESPONSE : STREAM_REQUEST);
+    return ACTION_PAUSE;
+}
+
+/* Whether `which` is a callback of an HTTP stream, and of its response. */
+static int http_stream_callback(enum callback which, int *response) {
+    *response = which >= CB_RESPONSE_HEADERS;
+    return which >= CB_REQUEST_HEADERS && which <= CB_RESPONSE_TRAILERS;
+}
+
+/* Whether `result` is an action the host understands (CONTINUE or PAUSE): any other
+ * int goes to the dispatcher, which refuses it (the host would hold the stream). */
+static int is_action(PyObject *result) {
+    if (!PyLong_Check(result)) return 0;
+    /* CPython 3.11 ints: the sign is the sign of ob_size, digits are 30-bit. */
+    Py_ssize_t digits = Py_SIZE(result);
+    return digits == 0 || (digits == 1 && ((PyLongObject *)result)->ob_digit[0] == ACTION_PAUSE);
+}
 
 /* The callback's result as the ABI wants it, consuming `result`: None counts as
  * `fallback`, booleans as 0/1; a value that is not an integer is logged and gives
@@ -78,7 +108,8 @@ static uint32_t dispatch(enum callback which, uint32_t fallback, size_t count, u
     for (size_t i = 0; i < made; i++) Py_DECREF(args[i]);
     if (result == NULL) {
         pw_log_python_error(pw_dispatch_names[which]);
-        return fallback;
+        int response;
+        return http_stream_callback(which, &response) ? fail_stream_closed(a, response) : fallback;
     }
     return result_value(which, result, fallback);
 }
@@ -347,7 +378,6 @@ static int header_callback_fast(int response, uint32_t context_id, uint32_t end_
     result = PyObject_VectorcallMethod(method, args, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
     handled = 1;
     if (result == NULL) {
-        if (!PyErr_ExceptionMatches(PyExc_Exception)) goto done; /* logged below, like a dispatcher error */
         PyObject *type, *value, *traceback;
         PyErr_Fetch(&type, &value, &traceback);
         PyErr_NormalizeException(&type, &value, &traceback);
@@ -356,7 +386,7 @@ static int header_callback_fast(int response, uint32_t context_id, uint32_t end_
         Py_XDECREF(traceback);
         result = PyObject_CallMethodObjArgs(pw_dispatcher, names.failed, context, value, stream, method, NULL);
         Py_XDECREF(value);
-    } else if (result != Py_None && !PyLong_Check(result)) { /* a coroutine, or a wrong value */
+    } else if (result != Py_None && !is_action(result)) { /* a coroutine, or a wrong value */
         Py_SETREF(result, PyObject_CallMethodObjArgs(pw_dispatcher, names.action, context, result, stream, NULL));
     }
 done:
@@ -370,7 +400,7 @@ done:
     }
     if (result == NULL) {
         pw_log_python_error(pw_dispatch_names[which]);
-        *action = ACTION_CONTINUE;
+        *action = fail_stream_closed(context_id, response);
         return 1;
     }
     *action = result_value(which, result, ACTION_CONTINUE);

@@ -59,8 +59,54 @@ int pw_header_map_pairs(uint32_t type, const char **data, size_t *size) {
     return PROXY_OK;
 }
 
+/* Whether `text` may be a header name or value: no CR, LF or NUL. Envoy passes such
+ * bytes on unchecked, and on HTTP/1 a CR LF in a value ends its line and starts a new
+ * header (response splitting). */
+static int has_byte_below_14(uint64_t word) {
+    static const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    return ((word - ones * 14) & ~word & highs) != 0;
+}
+
+int pw_header_text_valid(const char *text, size_t size) {
+    /* Eight bytes at a time, the last 0-8 padded with 0xff: CR, LF and NUL are all below
+     * 14, and only a word holding such a byte needs the exact look. */
+    uint64_t word;
+    size_t i = 0;
+    for (; i + 8 < size; i += 8) {
+        memcpy(&word, text + i, 8);
+        if (has_byte_below_14(word)) goto exact;
+    }
+    word = ~(uint64_t)0;
+    memcpy(&word, text + i, size - i);
+    if (!has_byte_below_14(word)) return 1;
+exact:
+    for (i = 0; i < size; i++)
+        if (text[i] == '\r' || text[i] == '\n' || text[i] == '\0') return 0;
+    return 1;
+}
+
+/* Whether every name and value of a serialized header map is valid text; a map that
+ * does not parse is left to the host, which refuses it. */
+int pw_header_map_valid(const char *data, size_t size) {
+    uint32_t count;
+    if (data == NULL || size < 4) return 1;
+    memcpy(&count, data, 4);
+    if (count > (size - 4) / 10) return 1;
+    size_t pos = 4 + 8 * (size_t)count;
+    for (size_t i = 0; i < 2 * (size_t)count; i++) {
+        uint32_t length;
+        memcpy(&length, data + 4 + 4 * i, 4);
+        if (length > size - pos || size - pos - length < 1) return 1;
+        if (!pw_header_text_valid(data + pos, length)) return 0;
+        pos += (size_t)length + 1;
+    }
+    return 1;
+}
+
 proxy_status_t pw_header_map_write(enum pw_header_op op, uint32_t type, const char *key, size_t key_size,
                                    const char *value, size_t value_size) {
+    if (op != PW_HEADER_REMOVE && (!pw_header_text_valid(key, key_size) || !pw_header_text_valid(value, value_size)))
+        return PROXY_BAD_ARGUMENT;
     pw_header_map_written(type);
     switch (op) {
     case PW_HEADER_REMOVE:

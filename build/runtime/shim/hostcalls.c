@@ -225,6 +225,8 @@ static PyObject *pw_set_header_map_pairs(PyObject *self, PyObject *args) {
     const char *data;
     Py_ssize_t size;
     if (!PyArg_ParseTuple(args, "Is#:set_header_map_pairs", &type, &data, &size)) return NULL;
+    if (!pw_header_map_valid(data, (size_t)size)) /* no CR, LF or NUL: see header_cache.c */
+        return raise_status(PROXY_BAD_ARGUMENT, "proxy_set_header_map_pairs");
     pw_header_map_written(type);
     CHECK(proxy_set_header_map_pairs(type, data, (size_t)size), "proxy_set_header_map_pairs");
     Py_RETURN_NONE;
@@ -330,6 +332,8 @@ static PyObject *pw_send_local_response(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "Is#s#s#i:send_local_response", &code, &details, &details_size, &body,
                           &body_size, &headers, &headers_size, &grpc_status))
         return NULL;
+    if (!pw_header_map_valid(headers, (size_t)headers_size))
+        return raise_status(PROXY_BAD_ARGUMENT, "proxy_send_local_response");
     pw_headers_changed();
     CHECK(proxy_send_local_response(code, details, (size_t)details_size, body, (size_t)body_size, headers,
                                     (size_t)headers_size, grpc_status),
@@ -345,6 +349,8 @@ static PyObject *pw_http_call(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "s#s#s#s#I:http_call", &upstream, &upstream_size, &headers, &headers_size, &body,
                           &body_size, &trailers, &trailers_size, &timeout_ms))
         return NULL;
+    if (!pw_header_map_valid(headers, (size_t)headers_size) || !pw_header_map_valid(trailers, (size_t)trailers_size))
+        return raise_status(PROXY_BAD_ARGUMENT, "proxy_http_call");
     CHECK(proxy_http_call(upstream, (size_t)upstream_size, headers, (size_t)headers_size, body, (size_t)body_size,
                           trailers, (size_t)trailers_size, timeout_ms, &token),
           "proxy_http_call");
