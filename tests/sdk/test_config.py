@@ -51,21 +51,14 @@ proxywasm.register(Root, root_id="cfg")
 
 
 @pytest.fixture(scope="session")
-def config_plugin(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("config_plugin") / "config_plugin"
-    directory.mkdir()
-    (directory / "plugin.py").write_text(SOURCE)
-    (directory / "plugin.toml").write_text('name = "config_plugin"\nroot_id = "cfg"\n')
-    return directory
+def config_plugin(plugin_directory: Callable[..., Path]) -> Path:
+    return plugin_directory("config_plugin", SOURCE, 'root_id = "cfg"\n')
 
 
 @pytest.fixture
-def start(
-    load_plugin: Callable[..., Plugin], pwtool_mode: str, built_plugin: Callable[[Path], Path], config_plugin: Path
-) -> Callable[[bytes], Plugin]:
+def start(load_in_mode: Callable[..., Plugin], config_plugin: Path) -> Callable[[bytes], Plugin]:
     """``start(config)``: the test plugin, configured with `config`, in the test's mode."""
-    source = built_plugin(config_plugin) if pwtool_mode == "wasm" else config_plugin
-    return lambda config: load_plugin(source, config=config, root_id="cfg")
+    return lambda config: load_in_mode(config_plugin, config=config, root_id="cfg")
 
 
 def refused(start: Callable[[bytes], Plugin], emulator: Emulator, config: bytes) -> str:

@@ -227,18 +227,13 @@ proxywasm.register(Root)
 
 
 @pytest.fixture(scope="module")
-def hostile_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("hostile") / "hostile"
-    directory.mkdir()
-    (directory / "plugin.py").write_text(HOSTILE)
-    (directory / "plugin.toml").write_text('name = "hostile"\n')
-    return directory
+def hostile_dir(plugin_directory: Callable[..., Path]) -> Path:
+    return plugin_directory("hostile", HOSTILE)
 
 
 @pytest.fixture
-def hostile(load_plugin: Callable[..., Plugin], pwtool_mode: str, built_plugin: Callable[[Path], Path],
-            hostile_dir: Path) -> Callable[..., Plugin]:
-    return lambda **kwargs: load_plugin(built_plugin(hostile_dir) if pwtool_mode == "wasm" else hostile_dir, **kwargs)
+def hostile(load_in_mode: Callable[..., Plugin], hostile_dir: Path) -> Callable[..., Plugin]:
+    return lambda **kwargs: load_in_mode(hostile_dir, **kwargs)
 
 
 def hostile_request(plugin: Plugin, case: str) -> HttpStream:
