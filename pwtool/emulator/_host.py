@@ -328,7 +328,9 @@ class GrpcCall:
         self.emulator._finish_grpc(self, None, [], [], (status, message.encode()))
 
     def timeout(self) -> None:
-        self.fail(4, "Deadline Exceeded")
+        """Run past the call's timeout: Envoy 1.40 closes it with UNAVAILABLE (14), not
+        DEADLINE_EXCEEDED, and the message of its own 504 reply."""
+        self.fail(14, "upstream request timeout{response_timeout}")
 
 
 @dataclasses.dataclass(eq=False, kw_only=False)
@@ -1609,7 +1611,7 @@ class Emulator:
                     vm.call("on_grpc_close", root, stream.token, payload[0])
                 finally:
                     root.status = (0, b"")
-                if stream.local_closed and stream in self.grpc_streams:
+                if stream in self.grpc_streams:  # Envoy forgets it once closed, as here
                     self.grpc_streams.remove(stream)
 
         self._op(run)

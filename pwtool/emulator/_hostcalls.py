@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from ._codec import Headers, decode_pairs, encode_pairs
-from ._types import BufferType, HostcallError, MapType, MetricType, Status, StreamType
+from ._types import BufferType, EmulatorError, HostcallError, MapType, MetricType, Status, StreamType
 
 if TYPE_CHECKING:
     from ._host import VM, GrpcStream, HttpStream, RootContext, TcpStream, _Context
@@ -44,6 +44,59 @@ def _b(value: BytesLike) -> bytes:
 
 def _err(status: Status, hostcall: str) -> HostcallError:
     return HostcallError(int(status), hostcall)
+
+
+def _proto_fields(data: bytes) -> Optional[list[tuple[int, int, Union[int, bytes]]]]:
+    """The (field number, wire type, value) entries of a serialized protobuf message,
+    or None when `data` does not parse as one (groups count as not parsing)."""
+    fields: list[tuple[int, int, Union[int, bytes]]] = []
+    position = 0
+
+    def varint() -> Optional[int]:
+        nonlocal position
+        value = shift = 0
+        while position < len(data) and shift < 64:
+            byte = data[position]
+            position += 1
+            value |= (byte & 0x7F) << shift
+            if not byte & 0x80:
+                return value
+            shift += 7
+        return None
+
+    while position < len(data):
+        key = varint()
+        if key is None or key >> 3 == 0:
+            return None
+        wire = key & 7
+        value: Optional[Union[int, bytes]]
+        if wire == 0:
+            value = varint()
+        elif wire in (1, 2, 5):
+            size = 8 if wire == 1 else 4 if wire == 5 else varint()
+            value = data[position:position + size] if size is not None and position + size <= len(data) else None
+            position += size or 0
+        else:
+            return None
+        if value is None:
+            return None
+        fields.append((key >> 3, wire, value))
+    return fields
+
+
+def _parse_grpc_service(data: bytes) -> Optional[str]:
+    """`data` read as Envoy reads a gRPC target: None when it is no ``GrpcService``,
+    else its ``envoy_grpc.cluster_name`` ("" when it has none)."""
+    fields = _proto_fields(data)
+    if fields is None:
+        return None
+    cluster = ""
+    for number, wire, value in fields:
+        if number == 1 and wire == 2 and isinstance(value, bytes):
+            for inner_number, inner_wire, inner_value in _proto_fields(value) or []:
+                if inner_number == 1 and inner_wire == 2 and isinstance(inner_value, bytes):
+                    cluster = inner_value.decode("utf-8", "replace")
+    return cluster
 
 
 class Hostcalls:
@@ -372,9 +425,7 @@ class Hostcalls:
         return call.token
 
     def grpc_call(self, upstream: BytesLike, service: BytesLike, method: BytesLike, initial_metadata: BytesLike, message: BytesLike, timeout_ms: int) -> int:
-        cluster = _b(upstream).decode("utf-8", "replace")
-        if not self._emu.cluster_known(cluster):
-            raise _err(Status.PARSE_FAILURE, "proxy_grpc_call")
+        cluster = self._grpc_cluster(_b(upstream), "proxy_grpc_call")
         call = self._emu.new_grpc_call(
             self._root(), cluster, _b(service).decode("utf-8", "replace"), _b(method).decode("utf-8", "replace"),
             decode_pairs(_b(initial_metadata)), _b(message), int(timeout_ms),
@@ -382,14 +433,36 @@ class Hostcalls:
         return call.token
 
     def grpc_stream(self, upstream: BytesLike, service: BytesLike, method: BytesLike, initial_metadata: BytesLike) -> int:
-        cluster = _b(upstream).decode("utf-8", "replace")
-        if not self._emu.cluster_known(cluster):
-            raise _err(Status.PARSE_FAILURE, "proxy_grpc_stream")
+        cluster = self._grpc_cluster(_b(upstream), "proxy_grpc_stream")
         stream = self._emu.new_grpc_stream(
             self._root(), cluster, _b(service).decode("utf-8", "replace"), _b(method).decode("utf-8", "replace"),
             decode_pairs(_b(initial_metadata)),
         )
         return stream.token
+
+    def _grpc_cluster(self, upstream: bytes, hostcall: str) -> str:
+        """The cluster a gRPC call or stream goes to, found as Envoy 1.40 finds it.
+
+        Envoy first parses `upstream` as a serialized ``GrpcService``: if that works,
+        its ``envoy_grpc.cluster_name`` is the cluster, and an unknown one makes the
+        call fail with INTERNAL_FAILURE. A ``GrpcService`` without that target aborts
+        Envoy ("unset oneof"), which some bare names (``"h2"``) parse as. Otherwise
+        `upstream` is the cluster name, and an unknown one is PARSE_FAILURE.
+        """
+        parsed = _parse_grpc_service(upstream)
+        if parsed is None:
+            cluster = upstream.decode("utf-8", "replace")
+            if not self._emu.cluster_known(cluster):
+                raise _err(Status.PARSE_FAILURE, hostcall)
+            return cluster
+        if not parsed:
+            raise EmulatorError(
+                f"{hostcall}: {upstream!r} parses as a GrpcService with no envoy_grpc target; "
+                "Envoy 1.40 aborts on it (panic: unset oneof)"
+            )
+        if not self._emu.cluster_known(parsed):
+            raise _err(Status.INTERNAL_FAILURE, hostcall)
+        return parsed
 
     def _grpc_stream_by_token(self, token: int) -> Optional["GrpcStream"]:
         for s in self._emu.grpc_streams:

@@ -29,6 +29,7 @@ from ._errors import (
     ConfigError,
     Empty,
     GrpcCallError,
+    GrpcCallTimeout,
     HostcallError,
     HttpCallFailed,
     HttpCallTimeout,
@@ -151,6 +152,7 @@ __all__ = [
     "HttpCallFailed",
     "HttpCallTimeout",
     "GrpcCallError",
+    "GrpcCallTimeout",
     "ConfigError",
 ]
 

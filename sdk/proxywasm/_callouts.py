@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from . import _hostcalls
 from ._codec import to_bytes
-from ._errors import GrpcCallError
+from ._errors import GRPC_TIMEOUT_MESSAGE, GrpcCallError, NotFound, StreamGone
 from ._headers import Headers
 from ._tasks import Suspend, WaitKind
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ._dispatcher import Dispatcher
 
 
@@ -91,6 +93,11 @@ class GrpcResponse:
         """True when the call succeeded."""
         return self.status == 0
 
+    @property
+    def timed_out(self) -> bool:
+        """True when Envoy gave up waiting (it reports UNAVAILABLE, not DEADLINE_EXCEEDED)."""
+        return self.status == 14 and self.status_message.startswith(GRPC_TIMEOUT_MESSAGE)
+
     def __repr__(self) -> str:
         return f"GrpcResponse(status={self.status}, message={len(self.message)} bytes)"
 
@@ -151,17 +158,35 @@ class GrpcStream:
         self._activate()
         _hostcalls.grpc_send(self.token, to_bytes(message), int(end_stream))
 
-    def close(self) -> None:
-        """Close the stream gracefully (half-close from our side)."""
-        self._activate()
-        _hostcalls.grpc_close(self.token)
+    def close(self) -> bool:
+        """Close the stream gracefully (half-close from our side).
 
-    def cancel(self) -> None:
-        """Abort the stream; no more callbacks follow."""
-        self._activate()
-        _hostcalls.grpc_cancel(self.token)
+        Returns False, instead of raising, when the stream has already ended (closed by
+        the server, cancelled) or its context is gone.
+        """
+        return self._end(_hostcalls.grpc_close)
+
+    def cancel(self) -> bool:
+        """Abort the stream; no more callbacks follow.
+
+        Returns False when the stream has already ended or its context is gone.
+        """
+        ended = self._end(_hostcalls.grpc_cancel)
         self.closed = True
         self._dispatcher.forget_grpc(self.token)
+        return ended
+
+    def _end(self, hostcall: Callable[[int], None]) -> bool:
+        if self.closed:
+            return False
+        try:
+            self._activate()
+            hostcall(self.token)
+        except (StreamGone, NotFound):
+            self.closed = True
+            self._dispatcher.forget_grpc(self.token)
+            return False
+        return True
 
     async def receive(self) -> bytes | None:
         """The next message, or None once the stream closed with status OK.

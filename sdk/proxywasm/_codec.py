@@ -114,3 +114,28 @@ def decode_bool(value: bytes) -> bool:
     if len(value) != 1:
         raise ValueError(f"expected 1 byte for a boolean property, got {len(value)}")
     return value != b"\0"
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def grpc_service(upstream: str | bytes) -> bytes:
+    """The gRPC target of `proxy_grpc_call` / `proxy_grpc_stream`.
+
+    A `str` is a cluster name, sent as a serialized ``GrpcService`` whose
+    ``envoy_grpc.cluster_name`` it is. Envoy tries to parse a bare name as a
+    ``GrpcService`` first, and some names ("h2", ...) parse as one with no target,
+    which aborts Envoy 1.40 ("unset oneof"). `bytes` are taken as a serialized
+    ``GrpcService`` already.
+    """
+    if not isinstance(upstream, str):
+        return bytes(upstream)
+    name = to_bytes(upstream)
+    envoy_grpc = b"\x0a" + _varint(len(name)) + name  # EnvoyGrpc.cluster_name = 1
+    return b"\x0a" + _varint(len(envoy_grpc)) + envoy_grpc  # GrpcService.envoy_grpc = 1

@@ -18,7 +18,7 @@ import sys
 from . import _hostcalls
 from ._body import Body
 from ._callouts import GrpcResponse, GrpcStream, HttpResponse
-from ._codec import to_bytes, to_str
+from ._codec import grpc_service, to_bytes, to_str
 from ._errors import BadArgument, ConfigError, HostcallError, NotFound, StreamGone
 from ._headers import HostHeaders, serialize_headers
 from ._json import loads
@@ -204,7 +204,7 @@ class Context:
         """
         self._activate()
         token = _hostcalls.grpc_call(
-            to_bytes(upstream),
+            grpc_service(upstream),
             to_bytes(service),
             to_bytes(method),
             serialize_headers(metadata),
@@ -246,7 +246,7 @@ class Context:
         """Open a gRPC stream; its events go to `handler` and to ``await stream.receive()``."""
         self._activate()
         token = _hostcalls.grpc_stream(
-            to_bytes(upstream), to_bytes(service), to_bytes(method), serialize_headers(metadata)
+            grpc_service(upstream), to_bytes(service), to_bytes(method), serialize_headers(metadata)
         )
         stream = GrpcStream(token, upstream, service, method, handler, self._dispatcher, self.id)
         self._dispatcher.add_grpc_stream(stream, self)

@@ -45,6 +45,7 @@ from ._errors import (
     BadArgument,
     ConfigError,
     GrpcCallError,
+    GrpcCallTimeout,
     HostcallError,
     HttpCallFailed,
     HttpCallTimeout,
@@ -937,9 +938,26 @@ class Dispatcher:
         elif callout.callback is not None:
             self._run_callback(callout.context, callout.callback, response, "HTTP call callback")
 
+    def _live_grpc_stream(self, token: int, cancel: bool = True) -> GrpcStream | None:
+        """The open gRPC stream `token`, or None. A stream whose context is gone is
+        dropped, and cancelled unless it is closing: its late events are ignored, as a
+        late callout answer is.
+        """
+        stream = self._grpc_streams.get(token)
+        if stream is not None and self._find(stream._context_id) is None:
+            stream.closed = True
+            self.forget_grpc(token)
+            if cancel:
+                try:
+                    _hostcalls.grpc_cancel(token)  # the host calls us on the stream's context
+                except HostcallError:
+                    pass  # it has ended already
+            return None
+        return stream
+
     def on_grpc_receive_initial_metadata(self, context_id: int, token: int, num_headers: int) -> None:
         self._enter(context_id)
-        stream = self._grpc_streams.get(token)
+        stream = self._live_grpc_stream(token)
         if stream is None:
             return
         stream.initial_metadata = self._read_map(MapType.GRPC_RECEIVE_INITIAL_METADATA, num_headers)
@@ -953,7 +971,7 @@ class Dispatcher:
 
     def on_grpc_receive_trailing_metadata(self, context_id: int, token: int, num_trailers: int) -> None:
         self._enter(context_id)
-        stream = self._grpc_streams.get(token)
+        stream = self._live_grpc_stream(token)
         if stream is None:
             return
         stream.trailing_metadata = self._read_map(MapType.GRPC_RECEIVE_TRAILING_METADATA, num_trailers)
@@ -977,7 +995,7 @@ class Dispatcher:
             elif call.callback is not None:
                 self._run_callback(call.context, call.callback, GrpcResponse(0, message), "gRPC call callback")
             return
-        stream = self._grpc_streams.get(token)
+        stream = self._live_grpc_stream(token)
         if stream is None:
             return
         stream._inbox.append(message)
@@ -1002,14 +1020,16 @@ class Dispatcher:
         if call is not None:  # a unary call that failed
             if call.context._deleted:
                 return
+            response = GrpcResponse(status_code or 2, b"", status_message)
             if call.task is not None:
-                error = GrpcCallError(call.upstream, call.service, call.method, status_code, status_message)
+                error_class = GrpcCallTimeout if response.timed_out else GrpcCallError
+                error = error_class(call.upstream, call.service, call.method, status_code, status_message)
                 self._resume(call.task, None, error)
             elif call.callback is not None:
-                response = GrpcResponse(status_code or 2, b"", status_message)
                 self._run_callback(call.context, call.callback, response, "gRPC call callback")
             return
-        stream = self._grpc_streams.pop(token, None)
+        stream = self._live_grpc_stream(token, cancel=False)
+        self._grpc_streams.pop(token, None)
         if stream is None:
             return
         stream.closed = True

@@ -109,6 +109,15 @@ class GrpcCallError(CalloutError):
         )
 
 
+class GrpcCallTimeout(GrpcCallError):
+    """The gRPC call ran past its timeout. Envoy reports that as UNAVAILABLE (14) with
+    the message of its own 504 (``upstream request timeout``), and so does `status`."""
+
+
+GRPC_TIMEOUT_MESSAGE = "upstream request timeout"
+"""How the status message of a gRPC call that Envoy timed out starts."""
+
+
 class ConfigError(ProxyWasmError):
     """The plugin or VM configuration is invalid."""
 

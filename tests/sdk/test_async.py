@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
 import proxywasm
+import pytest
 from proxywasm import Action
 from pwtool.emulator import Action as HostAction
 
@@ -453,3 +456,98 @@ def test_grpc_stream_close_and_error_status(probe) -> None:
     assert server.sent == [b"last"] and server.local_closed
     server.close(14, "unavailable")
     assert outcome == [(14, "unavailable")]
+
+
+# -- what real Envoy 1.40 does (tests/e2e/test_async_in_envoy.py), in both modes ----------------
+
+ENVOY_PARITY = '''
+import json
+
+import proxywasm
+from proxywasm import Action, HttpContext, ProxyWasmError, RootContext
+
+SEEN = []
+
+
+class Stream(HttpContext):
+    async def on_request_headers(self, headers, end_of_stream):
+        case = headers.get("x-case")
+        try:
+            if case == "grpc":
+                await self.grpc_call(headers.get("x-cluster"), "pkg.Svc", "Call", b"x", timeout_ms=200)
+            elif case == "stream":
+                stream = self.open_grpc_stream("h2", "pkg.Svc", "Watch")
+                try:
+                    await stream.receive()
+                finally:
+                    SEEN.append([stream.cancel(), stream.close()])
+        except ProxyWasmError as error:
+            self.send_local_response(299, json.dumps([type(error).__name__, getattr(error, "status", None)]))
+            return Action.PAUSE
+        return Action.CONTINUE
+
+
+class Root(RootContext):
+    http_context = Stream
+
+
+proxywasm.register(Root)
+'''
+
+
+@pytest.fixture
+def parity(plugin_directory, load_in_mode, emulator):
+    emulator.clusters = {"h2"}
+    return load_in_mode(plugin_directory("parity", ENVOY_PARITY))
+
+
+def _answer(stream) -> list:
+    assert stream.local_response is not None and stream.local_response.status == 299
+    return json.loads(stream.local_response.body)
+
+
+@pytest.mark.both_modes
+def test_grpc_targets_timeouts_and_unknown_clusters_as_in_envoy(parity) -> None:
+    # "h2" is sent as a GrpcService naming the cluster: as a bare name, Envoy parses it as
+    # a GrpcService without a target and aborts.
+    timed_out = parity.http_stream()
+    timed_out.send_request_headers({**REQUEST, "x-case": "grpc", "x-cluster": "h2"}, end_of_stream=True)
+    (call,) = parity.pending_grpc_calls
+    assert call.upstream == "h2"
+    parity.advance(300)  # Envoy closes a timed-out call with UNAVAILABLE
+    assert _answer(timed_out) == ["GrpcCallTimeout", 14]
+    failed = parity.http_stream()
+    failed.send_request_headers({**REQUEST, "x-case": "grpc", "x-cluster": "h2"}, end_of_stream=True)
+    parity.pending_grpc_calls[0].fail(14, "no healthy upstream")
+    assert _answer(failed) == ["GrpcCallError", 14]
+    unknown = parity.http_stream()
+    unknown.send_request_headers({**REQUEST, "x-case": "grpc", "x-cluster": "h3"}, end_of_stream=True)
+    assert _answer(unknown) == ["InternalFailure", 10]
+    assert not parity.logs.error
+
+
+@pytest.mark.both_modes
+def test_ending_a_grpc_stream_twice_or_after_its_context_is_quiet(parity) -> None:
+    closed = parity.http_stream()
+    closed.send_request_headers({**REQUEST, "x-case": "stream"}, end_of_stream=True)
+    parity.grpc_streams[0].close(12, "unimplemented")  # the server ends it: nothing left to end
+    assert _answer(closed) == ["GrpcCallError", 12]
+    gone = parity.http_stream()
+    gone.send_request_headers({**REQUEST, "x-case": "stream"}, end_of_stream=True)
+    (server,) = parity.grpc_streams
+    gone.complete()  # the client leaves: the finally cannot end it any more
+    server.send(b"late")  # ignored
+    assert not parity.logs.error
+    assert "late" not in "\n".join(parity.logs.info + parity.logs.debug)
+
+
+def test_grpc_cluster_names_are_sent_as_a_grpc_service() -> None:
+    from proxywasm._codec import grpc_service
+
+    from pwtool.emulator._hostcalls import _parse_grpc_service
+
+    assert _parse_grpc_service(b"h2") == ""  # what aborts Envoy
+    assert _parse_grpc_service(b"backend") is None  # a name Envoy takes as a name
+    for name in ("h2", "backend", "x" * 300, ""):
+        assert _parse_grpc_service(grpc_service(name)) == name
+    assert grpc_service(b"\x0a\x00") == b"\x0a\x00"  # bytes: a serialized GrpcService already
