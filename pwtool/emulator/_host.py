@@ -85,6 +85,11 @@ def encode_property(value: PropertyValue) -> bytes:
     return encode_pairs(to_pairs(value, "property value"))
 
 
+def _grpc_status_of_http(status: int) -> int:
+    """The gRPC status Envoy derives from an HTTP status (``response.grpc_status``)."""
+    return {400: 13, 401: 16, 403: 7, 404: 12, 429: 14, 502: 14, 503: 14, 504: 14}.get(status, 2)
+
+
 def _eos(value: object) -> bool:
     """``end_of_stream`` must be a bool (0 and 1 are accepted too)."""
     if isinstance(value, bool):
@@ -410,6 +415,7 @@ class HttpStream:
         self.route_cache_clears = 0
         self.done = False
         self.access_log_phase = False
+        self.start_ns = plugin.emulator.now_ns  # request.time: when the stream began
         self.actions: list[tuple[str, Action]] = []
         self._local_pending: Optional[tuple[int, bytes, Headers, bytes, int, bool]] = None
         self._sent_request_headers: Headers = []
@@ -1644,9 +1650,10 @@ class Emulator:
             ("plugin_name",): plugin.name.encode(),
             ("plugin_root_id",): plugin.root_id.encode(),
             ("plugin_vm_id",): root.vm.vm_id.encode(),
-            ("node", "id"): b"emulator~127.0.0.1~emulator.default~default.svc.cluster.local",
-            ("node", "cluster"): b"emulator",
-            ("listener_direction",): encode_property(1),
+            # Envoy 1.40 has the node and the listener direction under xds (not at the top)
+            ("xds", "node", "id"): b"emulator~127.0.0.1~emulator.default~default.svc.cluster.local",
+            ("xds", "node", "cluster"): b"emulator",
+            ("xds", "listener_direction"): encode_property(1),
         }
 
     def _stream_properties(self, stream: Any) -> dict[tuple[str, ...], bytes]:
@@ -1656,11 +1663,41 @@ class Emulator:
             ("destination", "address"): b"127.0.0.1:10000",
             ("destination", "port"): encode_property(10000),
             ("connection", "mtls"): encode_property(False),
+            ("connection", "requested_server_name"): b"",  # plaintext: no SNI, but present
             ("connection", "id"): encode_property(stream.id),
             ("connection_id",): encode_property(stream.id),
         }
         if isinstance(stream, HttpStream):
-            req = HeaderMap(stream.request.headers or [])
+            props.update(self._http_properties(stream))
+        return props
+
+    def _http_properties(self, stream: "HttpStream") -> dict[tuple[str, ...], bytes]:
+        """The request and response attributes of an HTTP stream, as Envoy 1.40 has them.
+
+        Envoy reads the ``request.*`` attributes that come from the request headers
+        (path, host, method, id, ...) from the headers it holds for the filter: only in
+        ``on_request_headers`` (and while that callback's pause lasts) and in ``on_log``;
+        elsewhere they are absent and ``request.headers`` is an empty map. The same goes
+        for ``response.headers``. Time, sizes, protocol, code and flags come from the
+        stream's info and are there throughout.
+        """
+        props: dict[tuple[str, ...], bytes] = {
+            ("request", "time"): encode_property(stream.start_ns),
+            ("request", "protocol"): b"HTTP/1.1",
+            ("request", "headers"): encode_pairs([]),
+            ("response", "headers"): encode_pairs([]),
+            ("response", "trailers"): encode_pairs([]),
+            ("response", "flags"): encode_property(0),
+            ("response", "size"): encode_property(len(stream.response.forwarded.body)),
+        }
+        req = HeaderMap(stream.request.headers or [])
+        length = req.get("content-length")
+        received = len(stream.request.forwarded.body) + len(stream.request.body) + len(stream.request.pending_body)
+        props[("request", "size")] = encode_property(int(length) if length and length.isdigit() else received)
+        if stream.access_log_phase:
+            props[("request", "duration")] = encode_property(max(0, self.now_ns - stream.start_ns))
+        logging = stream.access_log_phase
+        if stream.request.headers is not None and (stream.request.headers_visible or logging):
             path = req.get(":path")
             if path is not None:
                 props[("request", "path")] = path.encode()
@@ -1671,15 +1708,27 @@ class Emulator:
                 value = req.get(key)
                 if value is not None:
                     props[("request", name)] = value.encode()
-            if stream.request.headers is not None:
-                props[("request", "protocol")] = b"HTTP/1.1"
-                props[("request", "headers")] = encode_pairs(list(stream.request.headers))
-            resp = stream.response.headers
-            if resp is not None:
-                status = HeaderMap(resp).get(":status")
-                if status is not None and status.isdigit():
-                    props[("response", "code")] = encode_property(int(status))
+            props[("request", "headers")] = encode_pairs(list(stream.request.headers))
+        resp = stream.response.headers
+        status: Optional[int] = None
+        if stream.local_response is not None:
+            status = stream.local_response.status
+            props[("response", "code_details")] = stream.local_response.details.encode()
+        if resp is not None:
+            resp_map = HeaderMap(resp)
+            text = resp_map.get(":status")
+            if text is not None and text.isdigit():
+                status = int(text)
+            if stream.local_response is None:
+                props[("response", "code_details")] = b"via_upstream"
+            if stream.response.headers_visible or logging:
                 props[("response", "headers")] = encode_pairs(list(resp))
-            if stream.local_response is not None:
-                props[("response", "code_details")] = stream.local_response.details.encode()
+            grpc = resp_map.get("grpc-status")
+            if grpc is not None and grpc.isdigit():
+                props[("response", "grpc_status")] = encode_property(int(grpc))
+        if status is not None:
+            props[("response", "code")] = encode_property(status)
+            props.setdefault(("response", "grpc_status"), encode_property(_grpc_status_of_http(status)))
+        if stream.response.trailers is not None and (stream.response.trailers_visible or logging):
+            props[("response", "trailers")] = encode_pairs(list(stream.response.trailers))
         return props

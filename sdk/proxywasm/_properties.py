@@ -4,6 +4,11 @@
 well-known ones (Envoy's attribute reference: request, response, connection, upstream,
 source, destination, xds/node and plugin attributes). Getters return None when the
 host does not know the attribute in the current context.
+
+Checked against Envoy 1.40 (tests/e2e/test_properties_in_envoy.py): the node and the
+listener direction are under ``xds`` there (older hosts had them at the top, which the
+getters fall back to), and the attributes Envoy takes from the request headers (path,
+host, method, id, ...) exist only in ``on_request_headers`` and ``on_log``.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     PropertyPath = str | Sequence[str | bytes]
-    """``"request.path"`` or ``("node", "metadata", "NAME")`` (for segments with dots)."""
+    """``"request.path"`` or ``("xds", "node", "metadata", "a.b")`` (for segments with dots)."""
 
 
 def get_property(path: PropertyPath) -> bytes | None:
@@ -59,6 +64,12 @@ def get_property_map(path: PropertyPath) -> list[tuple[str, str]] | None:
     return None if value is None else deserialize_header_map(value)
 
 
+def _str_at(path: PropertyPath, legacy: PropertyPath) -> str | None:
+    """String property `path`, else `legacy` (where hosts before Envoy's ``xds.*`` had it)."""
+    value = get_property_str(path)
+    return get_property_str(legacy) if value is None else value
+
+
 def set_property(path: PropertyPath, value: bytes | str) -> None:
     """Set property `path` (for example filter state) to `value`."""
     _hostcalls.set_property(serialize_property_path(path), to_bytes(value))
@@ -73,7 +84,13 @@ class Properties:
 
     @property
     def request_path(self) -> str | None:
-        """``request.path``: path with query string."""
+        """``request.path``: path with query string.
+
+        Like every attribute Envoy reads from the request headers (``request_url_path``,
+        ``request_host``, ``request_scheme``, ``request_method``, ``request_id``,
+        ``request_useragent``, ``request_referer``), None in Envoy outside
+        ``on_request_headers`` and ``on_log``: read it there and keep it.
+        """
         return get_property_str("request.path")
 
     @property
@@ -113,12 +130,13 @@ class Properties:
 
     @property
     def request_duration_ns(self) -> int | None:
-        """``request.duration``: time since the first byte, in ns."""
+        """``request.duration``: the request's total duration, in ns; Envoy has it only
+        once the stream is complete (``on_log``)."""
         return get_property_int("request.duration")
 
     @property
     def request_size(self) -> int | None:
-        """``request.size``: body size so far."""
+        """``request.size``: the body size: content-length, else the bytes so far."""
         return get_property_int("request.size")
 
     @property
@@ -150,12 +168,13 @@ class Properties:
 
     @property
     def response_grpc_status(self) -> int | None:
-        """``response.grpc_status``."""
+        """``response.grpc_status``: the grpc-status, or Envoy's mapping of the HTTP status
+        (200 gives 2, UNKNOWN) for a plain HTTP response."""
         return get_property_int("response.grpc_status")
 
     @property
     def response_size(self) -> int | None:
-        """``response.size``: body size."""
+        """``response.size``: body bytes sent to the client so far (0 until then)."""
         return get_property_int("response.size")
 
     # -- connection ------------------------------------------------------------------
@@ -192,7 +211,7 @@ class Properties:
 
     @property
     def connection_requested_server_name(self) -> str | None:
-        """``connection.requested_server_name``: the TLS SNI."""
+        """``connection.requested_server_name``: the TLS SNI ("" without TLS)."""
         return get_property_str("connection.requested_server_name")
 
     @property
@@ -215,32 +234,36 @@ class Properties:
     @property
     def cluster_name(self) -> str | None:
         """``xds.cluster_name``: the upstream cluster of the route."""
-        return get_property_str("xds.cluster_name")
+        return _str_at("xds.cluster_name", "cluster_name")
 
     @property
     def route_name(self) -> str | None:
-        """``xds.route_name``."""
-        return get_property_str("xds.route_name")
+        """``xds.route_name``: the name of the route."""
+        return _str_at("xds.route_name", "route_name")
 
     @property
     def listener_direction(self) -> int | None:
-        """``listener_direction``: 1 inbound, 2 outbound (Istio sidecars)."""
-        return get_property_int("listener_direction")
+        """``xds.listener_direction``: the listener's traffic_direction: 0 unspecified,
+        1 inbound, 2 outbound (Istio sidecars)."""
+        value = get_property_int("xds.listener_direction")
+        return get_property_int("listener_direction") if value is None else value
 
     @property
     def node_id(self) -> str | None:
-        """``node.id``: the Envoy node id."""
-        return get_property_str("node.id")
+        """``xds.node.id``: the Envoy node id."""
+        return _str_at("xds.node.id", "node.id")
 
     @property
     def node_cluster(self) -> str | None:
-        """``node.cluster``."""
-        return get_property_str("node.cluster")
+        """``xds.node.cluster``: the Envoy node's cluster."""
+        return _str_at("xds.node.cluster", "node.cluster")
 
     def node_metadata(self, key: str) -> str | None:
-        """A string field of the node metadata (Istio: ``NAME``, ``NAMESPACE``,
-        ``WORKLOAD_NAME``, ``CLUSTER_ID``, ``ISTIO_VERSION``, ...)."""
-        return get_property_str(("node", "metadata", key))
+        """A string field of the node metadata, ``xds.node.metadata.KEY`` (Istio: ``NAME``,
+        ``NAMESPACE``, ``WORKLOAD_NAME``, ``CLUSTER_ID``, ``ISTIO_VERSION``, ...); `key` may
+        contain dots. Other value types come as Envoy encodes them (a number as an 8-byte
+        double, a bool as one byte): read those with `get_property`."""
+        return _str_at(("xds", "node", "metadata", key), ("node", "metadata", key))
 
     @property
     def plugin_name(self) -> str | None:
