@@ -5,8 +5,9 @@ on first use, because hostcalls are not allowed while the module is being loaded
 Envoy prefixes their names with ``wasmcustom.``.
 
 Tags become part of the stat name as ``<name>.<tag>=<value>`` segments, sorted by tag
-(dots in values become ``_``). Envoy turns them into Prometheus labels with one
-``stats_tags`` rule per tag name, for example::
+(dots in values become ``_``; Envoy keeps other characters, such as ``:`` and
+spaces, in ``/stats``, and its Prometheus output turns them into ``_``). Envoy turns
+them into Prometheus labels with one ``stats_tags`` rule per tag name, for example::
 
     stats_config:
       stats_tags:
@@ -43,6 +44,8 @@ class _Metric:
     __slots__ = ("name", "tags", "_base", "_ids", "_children")
 
     def __init__(self, name: str, tags: Mapping[str, str] | None = None) -> None:
+        if not name:
+            raise ValueError("a metric needs a name (Envoy would call it just 'wasmcustom')")
         self._base = name  # without tags: `with_tags` adds its tags to this one's
         self.name = stat_name(name, tags)
         """The full stat name, tags included (without Envoy's ``wasmcustom.``)."""
@@ -83,7 +86,7 @@ class Counter(_Metric):
     _type = MetricType.COUNTER
 
     def inc(self, amount: int = 1) -> None:
-        """Add `amount` (default 1)."""
+        """Add `amount` (default 1); 0 does nothing, a negative amount is a ValueError."""
         # Per-request hot path: `_id` and the hostcall wrapper inlined.
         metric_id = self._ids.get(_current_vm[0])
         if metric_id is None:
@@ -91,6 +94,10 @@ class Counter(_Metric):
         try:
             _abi.increment_metric(metric_id, amount)
         except _abi.HostcallError as err:
+            if amount == 0:  # Envoy refuses to add 0 (BAD_ARGUMENT); nothing to count
+                return
+            if amount < 0:
+                raise ValueError(f"counter {self.name!r} cannot go down (inc({amount})); use a Gauge") from None
             raise hostcall_error(err.hostcall, err.status, metric_id=metric_id, offset=amount) from None
 
     def with_tags(self, **tags: str) -> Counter:
@@ -110,11 +117,12 @@ class Gauge(_Metric):
     _type = MetricType.GAUGE
 
     def set(self, value: int) -> None:
-        """Set the gauge to `value`."""
+        """Set the gauge to `value` (Envoy gauges are unsigned: a negative value is a ValueError)."""
+        _check_unsigned(self, value)
         _hostcalls.record_metric(self._id(), value)
 
     def add(self, delta: int) -> None:
-        """Add `delta` (negative to subtract)."""
+        """Add `delta` (negative to subtract; below 0, Envoy wraps around to 2**64 - n)."""
         _hostcalls.increment_metric(self._id(), delta)
 
     def with_tags(self, **tags: str) -> Gauge:
@@ -129,12 +137,19 @@ class Histogram(_Metric):
     _type = MetricType.HISTOGRAM
 
     def record(self, value: int) -> None:
-        """Record one observation."""
+        """Record one observation (unsigned: a negative value is a ValueError)."""
+        _check_unsigned(self, value)
         _hostcalls.record_metric(self._id(), value)
 
     def with_tags(self, **tags: str) -> Histogram:
         """The histogram with these extra tags (created once, then reused)."""
         return self._tagged(tags)  # type: ignore[return-value]
+
+
+def _check_unsigned(metric: _Metric, value: int) -> None:
+    # Envoy stores gauge and histogram values as uint64: -5 would show as 2**64 - 5.
+    if value < 0:
+        raise ValueError(f"{metric!r}: Envoy metrics are unsigned, got {value}")
 
 
 _current_vm = [0]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from . import _hostcalls
 from ._codec import to_bytes
 from ._errors import CasMismatch, Empty, NotFound
+from ._types import Status
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -39,7 +40,8 @@ def update_shared_data(
 
     Reads the value with its CAS token, computes the new value and writes it with
     that token, retrying from the read when another VM wrote in between. Returns the
-    value written; raises `CasMismatch` after `attempts` lost races.
+    value written; raises `CasMismatch` (naming the key and `attempts`) after
+    `attempts` lost races, so a hot key fails instead of spinning.
 
     Atomic once the key exists. ABI 0.2.1 has no create-if-absent: the first write of
     an absent key is unconditional, so two VMs creating it at the same moment can lose
@@ -52,9 +54,10 @@ def update_shared_data(
         new_value = to_bytes(update(current))
         try:
             _hostcalls.set_shared_data(key_bytes, new_value, cas)
-        except CasMismatch:
+        except CasMismatch as err:
             if attempt == attempts - 1:
-                raise
+                arguments = {"key": key_bytes, "attempts": attempts}
+                raise CasMismatch("update_shared_data", arguments, Status.CAS_MISMATCH) from err
             continue
         return new_value
     raise ValueError("attempts must be at least 1")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import proxywasm
 from proxywasm import Action
 
@@ -170,3 +172,66 @@ def test_logging_and_time(probe) -> None:
     logs = probe.logs
     assert (logs.trace, logs.debug, logs.warn, logs.error, logs.critical) == (["t"], ["d"], ["w"], ["e"], ["c"])
     assert logs.info == ["i", "bytes"]
+
+
+METRIC_LIMITS = '''
+import proxywasm
+from proxywasm import Action, HttpContext, RootContext
+
+COUNTER = proxywasm.Counter("limits.counter")
+GAUGE = proxywasm.Gauge("limits.gauge")
+HISTOGRAM = proxywasm.Histogram("limits.histogram")
+
+
+def outcome(call):
+    try:
+        call()
+        return "ok"
+    except Exception as error:
+        return f"{type(error).__name__}: {error}"
+
+
+def contended(current):
+    proxywasm.set_shared_data("hot", "x")  # another worker always wins the race
+    return "y"
+
+
+class Limits(HttpContext):
+    def on_request_headers(self, headers, end_of_stream):
+        proxywasm.set_shared_data("hot", "0")
+        results = [
+            outcome(lambda: COUNTER.inc(0)), outcome(lambda: COUNTER.inc(-2)), outcome(lambda: COUNTER.inc(5)),
+            outcome(lambda: GAUGE.set(-1)), outcome(lambda: HISTOGRAM.record(-1)),
+            outcome(lambda: proxywasm.Counter("")),
+            outcome(lambda: proxywasm.update_shared_data("hot", contended, attempts=2)),
+        ]
+        self.send_local_response(200, "\\n".join(results))
+        return Action.PAUSE
+
+
+class LimitsRoot(RootContext):
+    http_context = Limits
+
+
+proxywasm.register(LimitsRoot)
+'''
+
+
+@pytest.mark.both_modes
+def test_metric_limits_and_update_give_up_as_in_envoy(plugin_directory, load_in_mode) -> None:
+    # What tests/e2e/test_state_and_tcp_in_envoy.py measured in Envoy: it refuses inc(0)
+    # (BAD_ARGUMENT) and stores negative gauge/histogram values as uint64.
+    plugin = load_in_mode(plugin_directory("metric_limits", METRIC_LIMITS))
+    stream = plugin.http_stream()
+    stream.send_request_headers({":path": "/", ":method": "GET"}, end_of_stream=True)
+    assert stream.local_response is not None
+    assert stream.local_response.body.decode().split("\n") == [
+        "ok",
+        "ValueError: counter 'limits.counter' cannot go down (inc(-2)); use a Gauge",
+        "ok",
+        "ValueError: Gauge('limits.gauge'): Envoy metrics are unsigned, got -1",
+        "ValueError: Histogram('limits.histogram'): Envoy metrics are unsigned, got -1",
+        "ValueError: a metric needs a name (Envoy would call it just 'wasmcustom')",
+        "CasMismatch: update_shared_data(key=b'hot', attempts=2) failed: CAS_MISMATCH",
+    ]
+    assert plugin.metrics["limits.counter"] == 5
