@@ -26,16 +26,17 @@ def built_plugin(request: pytest.FixtureRequest) -> Callable[[str | Path], Path]
     return build
 
 
-@pytest.fixture
-def plugin_source(tmp_path: Path) -> Callable[[str, str], Path]:
-    """``plugin_source(name, source)`` -> a plugin directory in ``tmp_path``: ``plugin.py``
-    with `source` (dedented) and a ``plugin.toml`` naming it `name`."""
+@pytest.fixture(scope="session")
+def plugin_source(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """``plugin_source(name, source, toml="")`` -> a new plugin directory as `pwtool build`
+    wants it: ``plugin.py`` with `source` (dedented) and a ``plugin.toml`` naming it `name`
+    (followed by `toml`)."""
 
-    def write(name: str, source: str) -> Path:
-        directory = tmp_path / name
+    def write(name: str, source: str, toml: str = "") -> Path:
+        directory = tmp_path_factory.mktemp(name) / name
         directory.mkdir()
         (directory / "plugin.py").write_text(textwrap.dedent(source))
-        (directory / "plugin.toml").write_text(f'name = "{name}"\n')
+        (directory / "plugin.toml").write_text(f'name = "{name}"\n{toml}')
         return directory
 
     return write

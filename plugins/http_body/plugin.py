@@ -1,8 +1,9 @@
 """HTTP body: rewrite the response body once it is complete.
 
-``buffer_response_body`` makes Envoy buffer the body; ``on_response_body`` then runs
-once, with all of it. Text bodies have every ``find`` replaced by ``replace``; the
-content-length header is dropped in the header callback because the size changes.
+Text bodies have every ``find`` replaced by ``replace``. For them only, the header
+callback sets ``buffer_response_body``, so that Envoy buffers the body and
+``on_response_body`` runs once, with all of it, and drops content-length, since the
+size changes. Other bodies stream through untouched (and unbuffered, whatever their size).
 """
 
 import proxywasm
@@ -10,11 +11,9 @@ from proxywasm import Action, HttpContext
 
 
 class Rewrite(HttpContext):
-    buffer_response_body = True
-
     def on_response_headers(self, headers, end_of_stream):
         content_type = headers.get("content-type", "")
-        self.rewrite = content_type.startswith("text/")
+        self.rewrite = self.buffer_response_body = content_type.startswith("text/")
         if self.rewrite:
             headers.remove("content-length")
         return Action.CONTINUE

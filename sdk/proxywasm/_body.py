@@ -45,10 +45,14 @@ class Body:
             dispatcher.activate(self._context_id)
 
     def read(self, start: int = 0, size: int | None = None) -> bytes:
-        """`size` bytes from offset `start`; with no arguments the whole buffer
-        (read once per callback, then cached)."""
+        """Up to `size` bytes from offset `start` (fewer at the end of the buffer, none
+        past it); with no arguments the whole buffer (read once per callback, then
+        cached). A negative `start` or `size` is a ValueError: use ``body[-n:]`` to
+        count from the end."""
         if start == 0 and size is None:
             return self._all()
+        if start < 0 or (size is not None and size < 0):
+            raise ValueError(f"Body.read(start={start}, size={size}): start and size must not be negative")
         if size is None:
             size = self._size - start
         size = min(size, self._size - start)
@@ -75,6 +79,9 @@ class Body:
         return self._all()
 
     def __getitem__(self, index: slice) -> bytes:
+        """``body[start:stop]``, with negative offsets counting from the end, as for bytes."""
+        if not isinstance(index, slice):
+            raise TypeError(f"Body indices must be slices, not {type(index).__name__}: use body[i:i + 1]")
         start, stop, step = index.indices(self._size)
         if step != 1:
             return self._all()[index]

@@ -28,7 +28,10 @@ def to_bytes(value: str | bytes) -> bytes:
         return value
     if isinstance(value, str):
         return value.encode("utf-8", "surrogateescape")
-    return bytes(value)  # bytearray, memoryview
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value)
+    # bytes(7) would quietly be seven NUL bytes, bytes(None) a vague error.
+    raise TypeError(f"expected bytes or str, not {type(value).__name__}")
 
 
 def to_str(value: bytes) -> str:

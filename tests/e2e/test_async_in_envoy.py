@@ -14,17 +14,15 @@ from __future__ import annotations
 
 import json
 import socket
-import textwrap
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from e2etools import Answer, Service, cluster, fetch, wait_for
 
-from pwtool.emulator import build_plugin_cached
 from pwtool.envoy import Envoy, Request, free_port
 
 pytestmark = pytest.mark.envoy
@@ -214,13 +212,8 @@ class Served:
 
 
 @pytest.fixture(scope="module")
-def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    directory = tmp_path_factory.mktemp("plugins") / "asyncs"
-    directory.mkdir()
-    (directory / "plugin.py").write_text(textwrap.dedent(PLUGIN))
-    (directory / "plugin.toml").write_text('name = "asyncs"\n')
-    cache = Path(request.config.cache.mkdir("pwtool-builds")) if request.config.cache is not None else None
-    wasm = build_plugin_cached(directory, cache)
+def served(built_plugin: Callable[[Path], Path], plugin_source: Callable[..., Path]) -> Iterator[Served]:
+    wasm = built_plugin(plugin_source("asyncs", PLUGIN))
     listen, admin = free_port(), free_port()
     with Service(_upstream) as service, Envoy(_bootstrap(wasm, listen, admin, service.address),
                                               admin_port=admin) as envoy:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import socket
-import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from typing import Any
 import pytest
 from e2etools import Answer, fetch, wait_for
 
-from pwtool.emulator import ModuleLoadError, build_plugin_cached
+from pwtool.emulator import ModuleLoadError
 from pwtool.envoy import EchoServer, Envoy, free_port, validate
 from pwtool.manifests import bootstrap, http_filter, plugin_config
 
@@ -152,22 +151,9 @@ proxywasm.register(Root)
 '''
 
 
-def _write_plugin(directory: Path, name: str, source: str) -> Path:
-    directory.mkdir(parents=True)
-    (directory / "plugin.py").write_text(textwrap.dedent(source))
-    (directory / "plugin.toml").write_text(f'name = "{name}"\n')
-    return directory
-
-
 @pytest.fixture(scope="module")
-def build(request: pytest.FixtureRequest) -> Callable[[Path], Path]:
-    cache = Path(request.config.cache.mkdir("pwtool-builds")) if request.config.cache is not None else None
-    return lambda plugin: build_plugin_cached(plugin, cache)
-
-
-@pytest.fixture(scope="module")
-def hostile_wasm(build: Callable[[Path], Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build(_write_plugin(tmp_path_factory.mktemp("plugins") / "hostile", "hostile", PLUGIN))
+def hostile_wasm(built_plugin: Callable[[Path], Path], plugin_source: Callable[..., Path]) -> Path:
+    return built_plugin(plugin_source("hostile", PLUGIN))
 
 
 class Served:
@@ -312,9 +298,9 @@ def test_the_shim_fails_closed_when_the_sdks_failure_handling_fails(served: Serv
 @pytest.mark.parametrize("source", ["import sys\nimport proxywasm\nsys.exit(0)\n",
                                     "import sys\nimport proxywasm\nsys.setrecursionlimit(100_000)\n"])
 def test_the_build_refuses_a_plugin_that_exits_or_raises_the_recursion_limit_at_import(
-        build: Callable[[Path], Path], tmp_path: Path, source: str) -> None:
+        built_plugin: Callable[[Path], Path], plugin_source: Callable[..., Path], source: str) -> None:
     with pytest.raises(ModuleLoadError) as refused:
-        build(_write_plugin(tmp_path / "at_import", "at_import", source))
+        built_plugin(plugin_source("at_import", source))
     assert "failed during `import plugin`" in str(refused.value)
     assert ("SystemExit: 0" if "exit" in source else "cannot raise the recursion limit") in str(refused.value)
 

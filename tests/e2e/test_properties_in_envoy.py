@@ -20,13 +20,13 @@ import http.client
 import json
 import struct
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from e2etools import cluster, hcm, wait_for
 
-from pwtool.emulator import build_plugin_cached
 from pwtool.envoy import EchoServer, Envoy, free_port
 from pwtool.manifests import bootstrap, http_filter, plugin_config
 
@@ -145,12 +145,8 @@ def reports(envoy: Envoy, request_id: str) -> dict[str, dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Any:
-    directory = tmp_path_factory.mktemp("props") / "props"
-    directory.mkdir()
-    (directory / "plugin.py").write_text(PLUGIN)
-    (directory / "plugin.toml").write_text('name = "props"\nroot_id = "props_root"\n')
-    wasm = build_plugin_cached(directory, Path(request.config.cache.mkdir("pwtool-builds")))
+def served(built_plugin: Callable[[Path], Path], plugin_source: Callable[..., Path]) -> Any:
+    wasm = built_plugin(plugin_source("props", PLUGIN, 'root_id = "props_root"\n'))
     listen, admin = free_port(), free_port()
     with EchoServer() as echo, Envoy(config(wasm, listen, admin, echo.address), admin_port=admin) as envoy:
         yield envoy, listen, int(echo.address.rpartition(":")[2])

@@ -23,21 +23,6 @@ PLUGINS = Path(__file__).resolve().parents[2] / "plugins"
 _counter = itertools.count()
 
 
-@pytest.fixture(scope="session")
-def plugin_directory(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
-    """``plugin_directory(name, source, toml="")``: a plugin directory as `pwtool build`
-    wants it, with `source` as plugin.py and a plugin.toml naming it (plus `toml`)."""
-
-    def make(name: str, source: str, toml: str = "") -> Path:
-        directory = tmp_path_factory.mktemp(name) / name
-        directory.mkdir()
-        (directory / "plugin.py").write_text(textwrap.dedent(source))
-        (directory / "plugin.toml").write_text(f'name = "{name}"\n{toml}')
-        return directory
-
-    return make
-
-
 @pytest.fixture
 def load_in_mode(
     load_plugin: Callable[..., Plugin], pwtool_mode: str, built_plugin: Callable[[Path], Path]

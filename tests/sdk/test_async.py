@@ -496,9 +496,9 @@ proxywasm.register(Root)
 
 
 @pytest.fixture
-def parity(plugin_directory, load_in_mode, emulator):
+def parity(plugin_source, load_in_mode, emulator):
     emulator.clusters = {"h2"}
-    return load_in_mode(plugin_directory("parity", ENVOY_PARITY))
+    return load_in_mode(plugin_source("parity", ENVOY_PARITY))
 
 
 def _answer(stream) -> list:

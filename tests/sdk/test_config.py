@@ -51,8 +51,8 @@ proxywasm.register(Root, root_id="cfg")
 
 
 @pytest.fixture(scope="session")
-def config_plugin(plugin_directory: Callable[..., Path]) -> Path:
-    return plugin_directory("config_plugin", SOURCE, 'root_id = "cfg"\n')
+def config_plugin(plugin_source: Callable[..., Path]) -> Path:
+    return plugin_source("config_plugin", SOURCE, 'root_id = "cfg"\n')
 
 
 @pytest.fixture

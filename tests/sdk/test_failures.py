@@ -227,8 +227,8 @@ proxywasm.register(Root)
 
 
 @pytest.fixture(scope="module")
-def hostile_dir(plugin_directory: Callable[..., Path]) -> Path:
-    return plugin_directory("hostile", HOSTILE)
+def hostile_dir(plugin_source: Callable[..., Path]) -> Path:
+    return plugin_source("hostile", HOSTILE)
 
 
 @pytest.fixture

@@ -218,10 +218,10 @@ proxywasm.register(LimitsRoot)
 
 
 @pytest.mark.both_modes
-def test_metric_limits_and_update_give_up_as_in_envoy(plugin_directory, load_in_mode) -> None:
+def test_metric_limits_and_update_give_up_as_in_envoy(plugin_source, load_in_mode) -> None:
     # What tests/e2e/test_state_and_tcp_in_envoy.py measured in Envoy: it refuses inc(0)
     # (BAD_ARGUMENT) and stores negative gauge/histogram values as uint64.
-    plugin = load_in_mode(plugin_directory("metric_limits", METRIC_LIMITS))
+    plugin = load_in_mode(plugin_source("metric_limits", METRIC_LIMITS))
     stream = plugin.http_stream()
     stream.send_request_headers({":path": "/", ":method": "GET"}, end_of_stream=True)
     assert stream.local_response is not None
