@@ -106,9 +106,10 @@ def _catches_import_error(handler: ast.ExceptHandler) -> bool:
     return any(name in text for name in ("ImportError", "ModuleNotFoundError", "Exception"))
 
 
-def _syntax_error(path: Path, data: bytes, error: SyntaxError | ValueError) -> str:
-    """``path:line: syntax error: ...``; for a NUL byte (which Python reports without a line),
-    the line and column of the first one."""
+def syntax_error_message(path: Path, data: bytes, error: SyntaxError | ValueError) -> str:
+    """``path:line: syntax error: ...`` for source `data` of `path`; for a NUL byte (which
+    Python reports without a line), the line and column of the first one, and the fix.
+    The emulator's native mode words its import failures with it too."""
     nul = data.find(b"\0")
     if nul >= 0:
         line = data.count(b"\n", 0, nul) + 1
@@ -133,7 +134,7 @@ def _imports_of(source: ModuleSource) -> list[tuple[str, int, bool, list[str]]]:
         tree = ast.parse(data, filename=str(source.path))
     except (SyntaxError, ValueError) as error:  # ValueError: null bytes, on some Python versions
         if source.origin == "plugin":
-            raise PluginError(_syntax_error(source.path, data, error)) from None
+            raise PluginError(syntax_error_message(source.path, data, error)) from None
         return []  # stdlib syntax newer than the host's parser: the wasm interpreter compiles it
     skip_functions = source.origin == "stdlib"
     package = source.name if source.is_package else source.name.rpartition(".")[0]

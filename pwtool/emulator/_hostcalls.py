@@ -48,39 +48,31 @@ def _err(status: Status, hostcall: str) -> HostcallError:
 
 def _proto_fields(data: bytes) -> Optional[list[tuple[int, int, Union[int, bytes]]]]:
     """The (field number, wire type, value) entries of a serialized protobuf message,
-    or None when `data` does not parse as one (groups count as not parsing)."""
+    or None when `data` does not parse as one (groups count as not parsing).
+    Protobuf varints are unsigned LEB128, as in the wasm binary format."""
+    from pwtool.build.wasm_binary import WasmFormatError, read_uleb
+
     fields: list[tuple[int, int, Union[int, bytes]]] = []
     position = 0
-
-    def varint() -> Optional[int]:
-        nonlocal position
-        value = shift = 0
-        while position < len(data) and shift < 64:
-            byte = data[position]
-            position += 1
-            value |= (byte & 0x7F) << shift
-            if not byte & 0x80:
-                return value
-            shift += 7
+    try:
+        while position < len(data):
+            key, position = read_uleb(data, position)
+            wire = key & 7
+            if key >> 3 == 0 or wire not in (0, 1, 2, 5):
+                return None
+            value: Union[int, bytes]
+            if wire == 0:
+                value, position = read_uleb(data, position)
+            else:
+                size = 8 if wire == 1 else 4 if wire == 5 else 0
+                if wire == 2:
+                    size, position = read_uleb(data, position)
+                if position + size > len(data):
+                    return None
+                value, position = data[position:position + size], position + size
+            fields.append((key >> 3, wire, value))
+    except WasmFormatError:  # a varint cut short or too long
         return None
-
-    while position < len(data):
-        key = varint()
-        if key is None or key >> 3 == 0:
-            return None
-        wire = key & 7
-        value: Optional[Union[int, bytes]]
-        if wire == 0:
-            value = varint()
-        elif wire in (1, 2, 5):
-            size = 8 if wire == 1 else 4 if wire == 5 else varint()
-            value = data[position:position + size] if size is not None and position + size <= len(data) else None
-            position += size or 0
-        else:
-            return None
-        if value is None:
-            return None
-        fields.append((key >> 3, wire, value))
     return fields
 
 

@@ -241,7 +241,7 @@ class NativeBackend:
         previous = router.active
         router.active = self.hc
         scope = self.scope
-        previous_scope = scope.install() if installed_scope() is not scope else scope
+        previous_scope = scope.install()  # itself when already installed
         try:
             result = method(*args)
         except Exception:
@@ -333,34 +333,22 @@ def _source_file_error(exc: Exception) -> bool:
         isinstance(exc, OSError) or os.path.isfile(filename))
 
 
-def _first_nul(file: str) -> Optional[tuple[int, int]]:
-    """(line, column) of the first NUL byte of ``file``, which Python reports without a line."""
-    try:
-        data = Path(file).read_bytes()
-    except OSError:
-        return None
-    nul = data.find(b"\0")
-    if nul < 0:
-        return None
-    return data.count(b"\n", 0, nul) + 1, nul - (data.rfind(b"\n", 0, nul) + 1) + 1
-
-
 def _import_failure(exc: Exception, path: Path, label: str) -> str:
     """The ModuleLoadError message for ``exc``, raised while importing ``path``."""
     directory = path.parent
     by_import = _source_file_error(exc)
     if isinstance(exc, SyntaxError) and by_import:
-        file = exc.filename or str(path)
-        nul = _first_nul(file) if not exc.lineno else None
-        if nul is not None:
-            return (f"{file}:{nul[0]}: syntax error: a NUL byte (\\0) at line {nul[0]}, column {nul[1]}; Python "
-                    f"source cannot contain NUL bytes ({label} cannot be imported). Fix: remove it (the file may "
-                    "have been saved in UTF-16 or damaged)")
-        where = f"{file}:{exc.lineno}" if exc.lineno else file
+        from pwtool.build.imports import syntax_error_message
+
+        file = Path(exc.filename or path)
+        try:
+            data = file.read_bytes()
+        except OSError:
+            data = b""
         text = (exc.text or "").strip()
         shown = f"\n    {text}" if text else ""
-        return (f"{where}: syntax error: {exc.msg or exc} ({label} cannot be imported){shown}\n"
-                f"Fix: correct {os.path.basename(file)} there; pwtool build would reject it too")
+        fix = "" if b"\0" in data else f"\nFix: correct {file.name} there; pwtool build would reject it too"
+        return f"{syntax_error_message(file, data, exc)} ({label} cannot be imported){shown}{fix}"
     site = _innermost_site(exc, directory)
     if isinstance(exc, ModuleNotFoundError) and exc.name and site is not None:
         top = exc.name.partition(".")[0]

@@ -315,11 +315,8 @@ class RootContext(Context):
         differs from the default's and warning about keys without a default. Return
         False to reject the configuration (Envoy then refuses the plugin)."""
         defaults = self.defaults()
-        try:
-            config = parse_json_config(configuration, defaults, check_types=True)
-        except ConfigError as error:
-            _hostcalls.log(LogLevel.ERROR, to_bytes(f"{plugin_label(self)}: {error}"))
-            return False
+        # A ConfigError goes to the dispatcher, which logs it and refuses the configuration.
+        config = parse_json_config(configuration, defaults, check_types=True)
         unknown = [key for key in config if key not in defaults] if defaults else []
         if unknown:
             known = ", ".join(repr(key) for key in defaults)

@@ -26,7 +26,10 @@ from ._errors import NotFound
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
+    from typing import TypeVar
+
+    _T = TypeVar("_T")
 
     PropertyPath = str | Sequence[str | bytes]
     """``"request.path"`` or ``("xds", "node", "metadata", "a.b")`` (for segments with dots)."""
@@ -64,10 +67,10 @@ def get_property_map(path: PropertyPath) -> list[tuple[str, str]] | None:
     return None if value is None else deserialize_header_map(value)
 
 
-def _str_at(path: PropertyPath, legacy: PropertyPath) -> str | None:
-    """String property `path`, else `legacy` (where hosts before Envoy's ``xds.*`` had it)."""
-    value = get_property_str(path)
-    return get_property_str(legacy) if value is None else value
+def _either(read: Callable[[PropertyPath], _T | None], path: PropertyPath, legacy: PropertyPath) -> _T | None:
+    """`read(path)`, else `read(legacy)`: where hosts before Envoy's ``xds.*`` had it."""
+    value = read(path)
+    return read(legacy) if value is None else value
 
 
 def set_property(path: PropertyPath, value: bytes | str) -> None:
@@ -234,36 +237,35 @@ class Properties:
     @property
     def cluster_name(self) -> str | None:
         """``xds.cluster_name``: the upstream cluster of the route."""
-        return _str_at("xds.cluster_name", "cluster_name")
+        return _either(get_property_str, "xds.cluster_name", "cluster_name")
 
     @property
     def route_name(self) -> str | None:
         """``xds.route_name``: the name of the route."""
-        return _str_at("xds.route_name", "route_name")
+        return _either(get_property_str, "xds.route_name", "route_name")
 
     @property
     def listener_direction(self) -> int | None:
         """``xds.listener_direction``: the listener's traffic_direction: 0 unspecified,
         1 inbound, 2 outbound (Istio sidecars)."""
-        value = get_property_int("xds.listener_direction")
-        return get_property_int("listener_direction") if value is None else value
+        return _either(get_property_int, "xds.listener_direction", "listener_direction")
 
     @property
     def node_id(self) -> str | None:
         """``xds.node.id``: the Envoy node id."""
-        return _str_at("xds.node.id", "node.id")
+        return _either(get_property_str, "xds.node.id", "node.id")
 
     @property
     def node_cluster(self) -> str | None:
         """``xds.node.cluster``: the Envoy node's cluster."""
-        return _str_at("xds.node.cluster", "node.cluster")
+        return _either(get_property_str, "xds.node.cluster", "node.cluster")
 
     def node_metadata(self, key: str) -> str | None:
         """A string field of the node metadata, ``xds.node.metadata.KEY`` (Istio: ``NAME``,
         ``NAMESPACE``, ``WORKLOAD_NAME``, ``CLUSTER_ID``, ``ISTIO_VERSION``, ...); `key` may
         contain dots. Other value types come as Envoy encodes them (a number as an 8-byte
         double, a bool as one byte): read those with `get_property`."""
-        return _str_at(("xds", "node", "metadata", key), ("node", "metadata", key))
+        return _either(get_property_str, ("xds", "node", "metadata", key), ("node", "metadata", key))
 
     @property
     def plugin_name(self) -> str | None:

@@ -107,6 +107,38 @@ void pw_header_map_written(uint32_t type);
 int pw_header_text_valid(const char *text, size_t size);
 int pw_header_map_valid(const char *data, size_t size);
 
+/* A walk over a serialized header map (a count, the name and value sizes, then each name
+ * and value followed by NUL). pw_pairs_begin: 1 for a count the size allows, 0 when
+ * there is no map (NULL or under 4 bytes), -1 for an impossible count. pw_pairs_next:
+ * the next pair (1), the end (0) or a truncated map (-1). */
+struct pw_pairs { const char *data; size_t size, pos; uint32_t count, index; };
+
+static inline int pw_pairs_begin(struct pw_pairs *walk, const char *data, size_t size) {
+    walk->data = data;
+    walk->size = size;
+    walk->count = walk->index = 0;
+    if (data == NULL || size < 4) return 0;
+    memcpy(&walk->count, data, 4);
+    if (walk->count > (size - 4) / 10) return -1; /* each pair needs at least 10 bytes */
+    walk->pos = 4 + 8 * (size_t)walk->count;
+    return 1;
+}
+
+static inline int pw_pairs_next(struct pw_pairs *walk, const char **name, uint32_t *name_size, const char **value,
+                                uint32_t *value_size) {
+    if (walk->index >= walk->count) return 0;
+    uint32_t sizes[2];
+    memcpy(sizes, walk->data + 4 + 8 * (size_t)walk->index, 8);
+    if ((size_t)sizes[0] + sizes[1] + 2 > walk->size - walk->pos) return -1;
+    *name = walk->data + walk->pos;
+    *name_size = sizes[0];
+    *value = *name + sizes[0] + 1;
+    *value_size = sizes[1];
+    walk->pos += (size_t)sizes[0] + sizes[1] + 2;
+    walk->index++;
+    return 1;
+}
+
 /* fast_methods.c: the offset of object slot `name` in `type` (0 when it has none), a
  * call of function(self, *args) for vectorcall arguments, and the seam functions that
  * hand out C versions of SDK methods. */

@@ -88,18 +88,12 @@ exact:
 /* Whether every name and value of a serialized header map is valid text; a map that
  * does not parse is left to the host, which refuses it. */
 int pw_header_map_valid(const char *data, size_t size) {
-    uint32_t count;
-    if (data == NULL || size < 4) return 1;
-    memcpy(&count, data, 4);
-    if (count > (size - 4) / 10) return 1;
-    size_t pos = 4 + 8 * (size_t)count;
-    for (size_t i = 0; i < 2 * (size_t)count; i++) {
-        uint32_t length;
-        memcpy(&length, data + 4 + 4 * i, 4);
-        if (length > size - pos || size - pos - length < 1) return 1;
-        if (!pw_header_text_valid(data + pos, length)) return 0;
-        pos += (size_t)length + 1;
-    }
+    struct pw_pairs walk;
+    const char *name, *value;
+    uint32_t name_size, value_size;
+    if (pw_pairs_begin(&walk, data, size) <= 0) return 1;
+    while (pw_pairs_next(&walk, &name, &name_size, &value, &value_size) > 0)
+        if (!pw_header_text_valid(name, name_size) || !pw_header_text_valid(value, value_size)) return 0;
     return 1;
 }
 
@@ -130,24 +124,20 @@ static int find_in_map(uint32_t type, const char *key, size_t key_size, const ch
     const char *data;
     size_t size;
     if (pw_header_map_pairs(type, &data, &size) != PROXY_OK) return -1;
-    if (data == NULL || size < 4) return size == 0 ? 0 : -1; /* an empty map may come as no bytes */
-    uint32_t count;
-    memcpy(&count, data, 4);
-    if (count > (size - 4) / 10) return -1; /* each pair needs at least 10 bytes */
-    size_t pos = 4 + 8 * (size_t)count;
-    for (uint32_t i = 0; i < count; i++) {
-        uint32_t sizes[2];
-        memcpy(sizes, data + 4 + 8 * (size_t)i, 8);
-        if ((size_t)sizes[0] + sizes[1] + 2 > size - pos) return -1;
-        const char *name = data + pos, *found = data + pos + sizes[0] + 1;
-        if (sizes[0] == key_size && memcmp(name, lower, key_size) == 0) {
+    struct pw_pairs walk;
+    int begun = pw_pairs_begin(&walk, data, size);
+    if (begun <= 0) return begun == 0 && size == 0 ? 0 : -1; /* an empty map may come as no bytes */
+    const char *name, *found;
+    uint32_t name_size, found_size;
+    int next;
+    while ((next = pw_pairs_next(&walk, &name, &name_size, &found, &found_size)) > 0) {
+        if (name_size == key_size && memcmp(name, lower, key_size) == 0) {
             *value = found;
-            *value_size = sizes[1];
+            *value_size = found_size;
             return 1;
         }
-        pos += (size_t)sizes[0] + sizes[1] + 2;
     }
-    return 0;
+    return next; /* 0 absent, -1 truncated */
 }
 
 int pw_header_value(uint32_t type, const char *key, size_t key_size, PyObject **text) {

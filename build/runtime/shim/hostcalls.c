@@ -182,30 +182,24 @@ static PyObject *pw_get_header_map_list(PyObject *self, PyObject *arg) {
     size_t size = 0;
     if (!arg_u32(arg, &type)) return NULL;
     CHECK((proxy_status_t)pw_header_map_pairs(type, &data, &size), "proxy_get_header_map_pairs"); /* once per callback */
-    uint32_t count = 0;
-    if (data != NULL && size >= 4) memcpy(&count, data, 4);
-    if (data == NULL || size < 4 || count > (size - 4) / 10) {  /* each pair needs >= 10 bytes */
-        if (data != NULL && size >= 4 && count != 0) {
-            PyErr_SetString(PyExc_ValueError, "malformed header map from the host");
-            return NULL;
-        }
-        return PyList_New(0);
+    struct pw_pairs walk;
+    int begun = pw_pairs_begin(&walk, data, size);
+    if (begun < 0) {
+        PyErr_SetString(PyExc_ValueError, "malformed header map from the host");
+        return NULL;
     }
-    PyObject *list = PyList_New((Py_ssize_t)count);
+    PyObject *list = PyList_New((Py_ssize_t)walk.count);
     if (list == NULL) return NULL;
-    size_t pos = 4 + 8 * (size_t)count;
-    for (uint32_t i = 0; i < count; i++) {
-        uint32_t sizes[2];
-        memcpy(sizes, data + 4 + 8 * (size_t)i, 8);
-        if ((size_t)sizes[0] + sizes[1] + 2 > size - pos) {
+    for (uint32_t i = 0; i < walk.count; i++) {
+        const char *name_data, *value_data;
+        uint32_t name_size, value_size;
+        if (pw_pairs_next(&walk, &name_data, &name_size, &value_data, &value_size) < 0) {
             PyErr_SetString(PyExc_ValueError, "truncated header map from the host");
             Py_DECREF(list);
             return NULL;
         }
-        PyObject *name = PyBytes_FromStringAndSize(data + pos, sizes[0]);
-        pos += (size_t)sizes[0] + 1;
-        PyObject *value = PyBytes_FromStringAndSize(data + pos, sizes[1]);
-        pos += (size_t)sizes[1] + 1;
+        PyObject *name = PyBytes_FromStringAndSize(name_data, name_size);
+        PyObject *value = PyBytes_FromStringAndSize(value_data, value_size);
         PyObject *pair = (name && value) ? PyTuple_New(2) : NULL;
         if (pair == NULL) {
             Py_XDECREF(name);
